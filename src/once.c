@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The once state machine. One 64-bit word: generation << 32 | state (include/wof/internal.h).
+ *
+ * A word whose generation is not this process's is incomplete here whatever its state says:
+ * it was written by an ancestor, and the threads that state talks about are not in this
+ * process. With the current generation g the state is one of
+ *
+ *   INCOMPLETE           nobody runs fn; anyone may claim the run
+ *   INCOMPLETE|QUEUED    nobody runs fn; wof_once_wait() callers are parked
+ *   RUNNING              one thread runs fn
+ *   RUNNING|QUEUED       one thread runs fn; others are (about to be) parked
+ *   COMPLETE             fn returned 0 in this process; terminal until the next fork
+ *
+ * Transitions, and who makes them:
+ *   any caller   (stale, *) or (g, INCOMPLETE[|QUEUED]) -> (g, RUNNING[|QUEUED])  claim the run
+ *   a waiter     (g, RUNNING) -> (g, RUNNING|QUEUED), (stale|g, INCOMPLETE) -> (g, QUEUED)
+ *   the runner   (g, RUNNING[|QUEUED]) -> (g, COMPLETE)    fn returned 0
+ *                (g, RUNNING[|QUEUED]) -> (g, INCOMPLETE)  fn failed, was cancelled or exited
+ * and the runner wakes all parked threads when it leaves a QUEUED state. A run started by an
+ * ancestor never finishes in the child: its word stays stale, so a child never waits for a
+ * thread it does not have, and a fork from inside fn leaves the child incomplete.
+ *
+ * A value type may pass a wipe hook: taking over a stale word that is not all-zero then
+ * becomes a run of its own, which calls the hook (with held = "the ancestor had completed")
+ * before any new fn, so the hook runs exactly once per object per process.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "wof-private.h"
+#include <wof/once.h>
+
+enum mode {
+	MODE_RUN,  /* claim the run and call fn unless complete          */
+	MODE_WAIT, /* sleep until complete; never call fn                */
+	MODE_SYNC, /* only bring a stale word into this process (wipe)   */
+};
+
+/* The runs this thread is inside, innermost first: re-entry is EDEADLK, not a hang. */
+struct run {
+	wof_once_t *once;
+	uint32_t gen;
+	struct run *outer;
+};
+static _Thread_local struct run *innermost;
+
+static bool running_here(const wof_once_t *once, uint32_t gen)
+{
+	for (const struct run *r = innermost; r; r = r->outer)
+		if (r->once == once && r->gen == gen)
+			return true;
+	return false;
+}
+
+/* The runner leaves its run with `state`, waking parked threads if any. */
+static void once_finish(wof_once_t *once, uint32_t gen, uint32_t state)
+{
+	/* A child forked from inside fn: the run belongs to the parent's generation. Leaving the
+	 * word stale makes the once incomplete here, with no value held. */
+	if (wof_internal_generation() != gen)
+		return;
+	/* Release: pairs with the acquire loads of the fast path and of waiters (COMPLETE), and
+	 * with the claiming CAS of the next runner (INCOMPLETE). Only the runner leaves RUNNING,
+	 * so an exchange cannot lose another thread's transition except QUEUED, which it reads. */
+	uint64_t old = __atomic_exchange_n(&once->_wof_word, wof_internal_once_word(gen, state),
+	                                   __ATOMIC_RELEASE);
+	if (old & WOF_INTERNAL_ONCE_QUEUED)
+		wof_internal_unpark_all(&once->_wof_word);
+}
+
+static void once_abandon(void *arg)
+{
+	struct run *run = arg;
+
+	innermost = run->outer;
+	once_finish(run->once, run->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
+}
+
+static int once_run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
+                    bool held, int (*fn)(void *), void *arg)
+{
+	struct run run = { once, gen, innermost };
+	int rc = 0;
+
+	innermost = &run;
+	/* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
+	pthread_cleanup_push(once_abandon, &run);
+	if (wipe)
+		wipe(wipe_ctx, held);
+	if (fn)
+		rc = fn(arg);
+	pthread_cleanup_pop(0);
+	innermost = run.outer;
+	once_finish(once, gen,
+	            fn && rc == 0 ? WOF_INTERNAL_ONCE_COMPLETE : WOF_INTERNAL_ONCE_INCOMPLETE);
+	return rc;
+}
+
+static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *arg,
+                     wof_internal_wipe_fn wipe, void *wipe_ctx)
+{
+	const uint32_t gen = wof_internal_generation();
+	/* Acquire: pairs with once_finish's release. */
+	uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+
+	for (;;) {
+		bool stale = (uint32_t)(word >> 32) != gen;
+		uint32_t state = stale ? WOF_INTERNAL_ONCE_INCOMPLETE : (uint32_t)word;
+
+		if (state == WOF_INTERNAL_ONCE_COMPLETE)
+			return 0;
+
+		if (state & WOF_INTERNAL_ONCE_RUNNING) {
+			if (mode == MODE_SYNC)
+				return 0;
+			if (running_here(once, gen))
+				return EDEADLK;
+			uint64_t queued = word | WOF_INTERNAL_ONCE_QUEUED;
+			/* Acquire: on failure the loop may find COMPLETE in `word` (pairs with
+			 * once_finish's release); success needs no more than that (C11 forbids less). */
+			if (word != queued &&
+			    !__atomic_compare_exchange_n(&once->_wof_word, &word, queued, false,
+			                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+				continue;
+			wof_internal_park(&once->_wof_word, queued);
+			/* Acquire: pairs with once_finish's release. */
+			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+			continue;
+		}
+
+		/* Incomplete here. A stale word with a wipe hook needs a run of its own first. */
+		bool wipe_first = stale && wipe != NULL && word != 0;
+		if (mode == MODE_RUN || wipe_first) {
+			uint32_t claim = WOF_INTERNAL_ONCE_RUNNING | (state & WOF_INTERNAL_ONCE_QUEUED);
+			/* Acquire: pairs with the release of a failed run, whose writes fn may see. */
+			if (!__atomic_compare_exchange_n(&once->_wof_word, &word,
+			                                 wof_internal_once_word(gen, claim), false,
+			                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+				continue;
+			bool held = wipe_first && (uint32_t)word == WOF_INTERNAL_ONCE_COMPLETE;
+			int rc = once_run(once, gen, wipe_first ? wipe : NULL, wipe_ctx, held,
+			                  mode == MODE_RUN ? fn : NULL, arg);
+			if (mode == MODE_RUN)
+				return rc;
+			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+			continue;
+		}
+
+		if (mode == MODE_SYNC)
+			return 0;
+
+		/* MODE_WAIT on an incomplete once: say so in the word, then sleep. */
+		uint64_t queued = wof_internal_once_word(gen, WOF_INTERNAL_ONCE_QUEUED);
+		/* Acquire: on failure `word` may be COMPLETE (pairs with once_finish's release). */
+		if (word != queued &&
+		    !__atomic_compare_exchange_n(&once->_wof_word, &word, queued, false,
+		                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+			continue;
+		wof_internal_park(&once->_wof_word, queued);
+		/* Acquire: pairs with once_finish's release. */
+		word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+	}
+}
+
+WOF_API WOF_COLD int wof_internal_once_slow(wof_once_t *once, int (*fn)(void *), void *arg,
+                                            wof_internal_wipe_fn wipe, void *wipe_ctx)
+{
+	if (!once || !fn)
+		return EINVAL;
+	return once_slow(once, MODE_RUN, fn, arg, wipe, wipe_ctx);
+}
+
+WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_wipe_fn wipe,
+                                                 void *wipe_ctx)
+{
+	if (!once)
+		return EINVAL;
+	return once_slow(once, MODE_WAIT, NULL, NULL, wipe, wipe_ctx);
+}
+
+WOF_API WOF_COLD void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe,
+                                             void *wipe_ctx)
+{
+	(void)once_slow(once, MODE_SYNC, NULL, NULL, wipe, wipe_ctx);
+}
+
+struct call_adapter {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static int call_adapter(void *arg)
+{
+	struct call_adapter *call = arg;
+
+	call->fn(call->arg);
+	return 0;
+}
+
+WOF_API WOF_COLD int wof_internal_once_call_slow(wof_once_t *once, void (*fn)(void *), void *arg)
+{
+	struct call_adapter call = { fn, arg };
+
+	if (!once || !fn)
+		return EINVAL;
+	return once_slow(once, MODE_RUN, call_adapter, &call, NULL, NULL);
+}

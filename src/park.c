@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Parking: the only file in wof that knows how a thread sleeps.
+ *
+ * Callers park on a 64-bit once word whose low 32 bits are the state. With futexes
+ * (Linux, WOF_PARK_FUTEX) the kernel compares that half -- the first or second 4 bytes of the
+ * word depending on byte order -- and sleeps. Elsewhere, and under -Dparking=condvar, a fixed
+ * table of mutex + condition variable buckets, hashed by address, does the same job.
+ *
+ * A condvar bucket is stamped with the generation of the process that initialised it. A child
+ * may inherit a bucket whose mutex was held by a thread it does not have, so a bucket stamped
+ * by another generation is initialised afresh before use:
+ *
+ *   stamp == gen << 1 | 1   ready in this process
+ *   stamp == gen << 1       being initialised by a thread of this process; others yield
+ *   anything else           left by an ancestor (or never used): claim it with a CAS
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "wof-private.h"
+
+#if WOF_PARK_FUTEX
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Spelled out: musl-gcc does not search the kernel's headers. */
+#define WOF_FUTEX_WAIT 0
+#define WOF_FUTEX_WAKE 1
+#define WOF_FUTEX_PRIVATE_FLAG 128
+
+#if !defined(SYS_futex) && defined(SYS_futex_time64)
+#define SYS_futex SYS_futex_time64
+#endif
+
+static uint32_t *state_half(uint64_t *word)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (uint32_t *)word + 1;
+#else
+	return (uint32_t *)word;
+#endif
+}
+
+void wof_internal_park(uint64_t *word, uint64_t expected)
+{
+	int saved_errno = errno;
+	/* EAGAIN (the state moved on) and EINTR both mean: re-read the word. */
+	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG,
+	        (uint32_t)expected, NULL, NULL, 0);
+	errno = saved_errno;
+}
+
+void wof_internal_unpark_all(uint64_t *word)
+{
+	int saved_errno = errno;
+	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAKE | WOF_FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
+	        NULL, 0);
+	errno = saved_errno;
+}
+
+#else /* condition variables */
+#include <pthread.h>
+#include <sched.h>
+
+#define BUCKETS 64
+
+static struct bucket {
+	uint64_t stamp;
+	pthread_mutex_t mutex;
+	pthread_cond_t cond;
+} buckets[BUCKETS];
+
+static struct bucket *bucket_of(uint64_t *word)
+{
+	uintptr_t h = (uintptr_t)word >> 3;
+	struct bucket *b = &buckets[(h ^ (h >> 7) ^ (h >> 13)) % BUCKETS];
+	uint64_t ready = (uint64_t)wof_internal_generation() << 1 | 1;
+
+	for (;;) {
+		/* Acquire: pairs with the release that marks the bucket ready. */
+		uint64_t stamp = __atomic_load_n(&b->stamp, __ATOMIC_ACQUIRE);
+		if (stamp == ready)
+			return b;
+		if (stamp == (ready & ~(uint64_t)1)) {
+			sched_yield(); /* a sibling thread is initialising it */
+			continue;
+		}
+		/* Relaxed: claiming publishes nothing; the ready store below does. */
+		if (__atomic_compare_exchange_n(&b->stamp, &stamp, ready & ~(uint64_t)1, false,
+		                                __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			pthread_mutex_init(&b->mutex, NULL);
+			pthread_cond_init(&b->cond, NULL);
+			/* Release: pairs with the acquire above; the mutex is usable once seen. */
+			__atomic_store_n(&b->stamp, ready, __ATOMIC_RELEASE);
+			return b;
+		}
+	}
+}
+
+void wof_internal_park(uint64_t *word, uint64_t expected)
+{
+	int saved_errno = errno;
+	struct bucket *b = bucket_of(word);
+
+	pthread_mutex_lock(&b->mutex);
+	/* Relaxed: the mutex orders this check against unpark_all; callers re-read with acquire.
+	 * One wait only: a broadcast for another word in the bucket is a spurious wake-up. */
+	if ((uint32_t)__atomic_load_n(word, __ATOMIC_RELAXED) == (uint32_t)expected)
+		pthread_cond_wait(&b->cond, &b->mutex);
+	pthread_mutex_unlock(&b->mutex);
+	errno = saved_errno;
+}
+
+void wof_internal_unpark_all(uint64_t *word)
+{
+	int saved_errno = errno;
+	struct bucket *b = bucket_of(word);
+
+	/* Taking the mutex after the word changed means no parker is between its check and its
+	 * wait: it either saw the new word or is already waiting and gets the broadcast. */
+	pthread_mutex_lock(&b->mutex);
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->mutex);
+	errno = saved_errno;
+}
+#endif
