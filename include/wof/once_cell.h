@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/* wof_once_cell_t: a single-threaded set-once value, forgotten on fork (Rust's OnceCell). */
+#pragma once
+
+#include <wof/generation.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * struct wof_once_cell - a value set at most once per process, for one thread only.
+ *
+ * No locks, no read-modify-write atomics: use it for state that one thread owns, such as a
+ * `_Thread_local` PRNG that a forked child must not reuse. Concurrent use from several threads
+ * is a data race. Otherwise as wof_once_lock_t: all-zero is empty (WOF_ONCE_CELL_INIT), values
+ * are non-NULL, a child forgets the parent's value and WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) is
+ * told of it once.
+ */
+typedef struct wof_once_cell {
+	void *_wof_value;              /* never touch: the value, valid when _wof_gen is current */
+	uint32_t _wof_gen;             /* never touch: generation _wof_value belongs to; 0 = none */
+	uint32_t _wof_busy;            /* never touch: an init is running (re-entry guard)       */
+	void (*_wof_on_wipe)(void *);  /* never touch: from WOF_ONCE_CELL_INIT_ON_WIPE           */
+} wof_once_cell_t;
+
+#define WOF_ONCE_CELL_INIT { 0, 0, 0, 0 }
+#define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { 0, 0, 0, (on_wipe) }
+
+/* Out-of-line slow paths (src/once_cell.c). Never call them directly. */
+WOF_API void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell);
+WOF_API void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
+                                                      void *(*init)(void *), void *arg);
+
+/* The cell's value if it belongs to this process (a pristine cell reads NULL here too). */
+static inline bool wof_internal_once_cell_current(const wof_once_cell_t *cell)
+{
+	return WOF_LIKELY(cell->_wof_gen == wof_internal_generation_peek());
+}
+
+/**
+ * wof_once_cell_get() - the value set in this process, or NULL (errno unchanged).
+ *
+ * Memory ordering: none (single-threaded).
+ * Fork: NULL in a child until set there; the first call runs on_wipe if due.
+ */
+static inline void *wof_once_cell_get(wof_once_cell_t *cell)
+{
+	if (WOF_LIKELY(cell != NULL) && wof_internal_once_cell_current(cell))
+		return cell->_wof_value;
+	return wof_internal_once_cell_get_slow(cell);
+}
+
+/**
+ * wof_once_cell_set() - store `value` unless one is set in this process.
+ *
+ * Memory ordering: none (single-threaded).
+ * Fork: a value set in an ancestor does not count.
+ *
+ * Return: 0; EEXIST (nothing stored, the caller keeps `value`); EINVAL for a NULL cell or
+ * value; EDEADLK from inside the cell's own init.
+ */
+WOF_API int wof_once_cell_set(wof_once_cell_t *cell, void *value);
+
+/**
+ * wof_once_cell_try_insert() - wof_once_cell_set() that also returns what is there.
+ *
+ * `*current` (if not NULL) receives the value after the call. Rust's OnceCell::try_insert.
+ *
+ * Memory ordering: none. Fork: as wof_once_cell_set().
+ * Return: as wof_once_cell_set().
+ */
+WOF_API int wof_once_cell_try_insert(wof_once_cell_t *cell, void *value, void **current);
+
+/**
+ * wof_once_cell_get_or_init() - the value, running init(arg) first if none is set here.
+ *
+ * init returning NULL stores nothing (NULL returned, errno as init left it; the next call
+ * tries again). Calling the cell from inside its own init returns NULL with errno EDEADLK.
+ *
+ * Memory ordering: none (single-threaded).
+ * Fork: a child runs init again on first use; the parent's value is forgotten (on_wipe).
+ */
+static inline void *wof_once_cell_get_or_init(wof_once_cell_t *cell, void *(*init)(void *arg),
+                                              void *arg)
+{
+	if (WOF_LIKELY(cell != NULL) && wof_internal_once_cell_current(cell) && cell->_wof_value)
+		return cell->_wof_value;
+	return wof_internal_once_cell_get_or_init_slow(cell, init, arg);
+}
+
+/**
+ * wof_once_cell_get_or_try_init() - as get_or_init, for an init that reports an error.
+ *
+ * init returns 0 and fills *out, or a nonzero error returned unchanged. 0 with *out NULL
+ * stores nothing and yields EINVAL.
+ *
+ * Memory ordering: none. Fork: as wof_once_cell_get_or_init().
+ * Return: 0 (*out holds the value), init's error, EINVAL, or EDEADLK from inside init.
+ */
+WOF_API int wof_once_cell_get_or_try_init(wof_once_cell_t *cell,
+                                          int (*init)(void *arg, void **out), void *arg,
+                                          void **out);
+
+/**
+ * wof_once_cell_take() - return the value set in this process (or NULL) and empty the cell.
+ *
+ * on_wipe is not called for a taken value. Rust's take() and into_inner().
+ *
+ * Memory ordering: none. Fork: a value set in an ancestor is not returned.
+ */
+WOF_API void *wof_once_cell_take(wof_once_cell_t *cell);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wof_once_cell_t and wof_lazy_cell_t: the single-threaded value. No atomics beyond reading
+ * the generation, no locks. The cell's state is its generation stamp:
+ *
+ *   _wof_gen == current   the cell belongs to this process: _wof_value is its value (or NULL)
+ *   _wof_gen != current   left by an ancestor (or never used: 0): forget it before anything
+ *
+ * Forgetting (cell_sync) stamps the cell first and only then calls on_wipe, so on_wipe runs
+ * once per cell per process even if it touches the cell. _wof_busy marks an init in progress:
+ * a call from inside it is EDEADLK. An init that forks leaves the child's cell stamped with the
+ * parent's generation and busy, which the child forgets without on_wipe: nothing was held.
+ */
+#include <errno.h>
+
+#include "wof-private.h"
+#include <wof/once_cell.h>
+
+static void cell_sync(wof_once_cell_t *cell)
+{
+	uint32_t gen = wof_internal_generation();
+
+	if (cell->_wof_gen == gen)
+		return;
+	void *stale = cell->_wof_value;
+	bool held = cell->_wof_gen != 0 && !cell->_wof_busy && stale;
+
+	cell->_wof_value = NULL;
+	cell->_wof_busy = 0;
+	cell->_wof_gen = gen;
+	if (held && cell->_wof_on_wipe)
+		cell->_wof_on_wipe(stale);
+}
+
+WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell)
+{
+	if (!cell) {
+		errno = EINVAL;
+		return NULL;
+	}
+	cell_sync(cell);
+	return cell->_wof_value;
+}
+
+WOF_API int wof_once_cell_try_insert(wof_once_cell_t *cell, void *value, void **current)
+{
+	if (!cell || !value)
+		return EINVAL;
+	cell_sync(cell);
+	if (cell->_wof_value) {
+		if (current)
+			*current = cell->_wof_value;
+		return EEXIST;
+	}
+	if (cell->_wof_busy)
+		return EDEADLK;
+	cell->_wof_value = value;
+	if (current)
+		*current = value;
+	return 0;
+}
+
+WOF_API int wof_once_cell_set(wof_once_cell_t *cell, void *value)
+{
+	return wof_once_cell_try_insert(cell, value, NULL);
+}
+
+/* Run init with the cell marked busy; store its value unless init forked (we are the child). */
+static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ctx)
+{
+	uint32_t gen = cell->_wof_gen;
+	void *value = NULL;
+
+	cell->_wof_busy = 1;
+	int rc = run(ctx, &value);
+	if (wof_internal_generation() != gen)
+		return rc ? rc : (value ? 0 : EINVAL);
+	cell->_wof_busy = 0;
+	if (rc)
+		return rc;
+	if (!value)
+		return EINVAL;
+	cell->_wof_value = value;
+	return 0;
+}
+
+/* An init's failure, as opposed to wof's own EDEADLK/EINVAL: errno is init's. */
+#define INIT_FAILED (-1)
+
+struct init {
+	void *(*init)(void *);
+	void *arg;
+	void *value;
+};
+
+static int init_run(void *ctx, void **out)
+{
+	struct init *init = ctx;
+
+	init->value = *out = init->init(init->arg);
+	return *out ? 0 : INIT_FAILED;
+}
+
+WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
+                                                               void *(*fn)(void *), void *arg)
+{
+	struct init init = { fn, arg, NULL };
+
+	if (!cell || !fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	cell_sync(cell);
+	if (cell->_wof_value)
+		return cell->_wof_value;
+	if (cell->_wof_busy) {
+		errno = EDEADLK;
+		return NULL;
+	}
+	int rc = cell_run(cell, init_run, &init);
+	if (rc == 0)
+		return init.value;
+	if (rc != INIT_FAILED)
+		errno = rc;
+	return NULL;
+}
+
+WOF_API int wof_once_cell_get_or_try_init(wof_once_cell_t *cell,
+                                          int (*fn)(void *arg, void **out), void *arg,
+                                          void **out)
+{
+	if (!cell || !fn || !out)
+		return EINVAL;
+	cell_sync(cell);
+	if (!cell->_wof_value) {
+		if (cell->_wof_busy)
+			return EDEADLK;
+		int rc = cell_run(cell, fn, arg);
+		if (rc)
+			return rc;
+	}
+	*out = cell->_wof_value;
+	return 0;
+}
+
+WOF_API void *wof_once_cell_take(wof_once_cell_t *cell)
+{
+	if (!cell) {
+		errno = EINVAL;
+		return NULL;
+	}
+	cell_sync(cell);
+	void *value = cell->_wof_value;
+	cell->_wof_value = NULL;
+	return value;
+}
