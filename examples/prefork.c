@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prefork: what fork() does to lazily initialised state, with pthread_once and with wof_once.
+ *
+ * A pre-forking server in miniature. Before it forks, the parent serves a request, which
+ * initialises two things on first use: a PRNG, seeded from getrandom(), and a background
+ * "flusher" thread that beats a heartbeat counter every millisecond. Then it forks N workers
+ * (default 4, or argv[1]); each draws three session tokens and checks for its flusher.
+ *
+ * The scenario runs twice, identical except for what guards the lazy initialisation:
+ *   pthread_once  the children inherit "already done". Every worker continues the parent's
+ *                 PRNG stream, so all hand out the same tokens as the parent, and none has a
+ *                 flusher: the thread did not survive fork(), but the once that starts it did.
+ *   wof_once      the children see the onces as never run. Each worker seeds its own PRNG and
+ *                 starts its own flusher on first use, once.
+ *
+ * Exit status 0 when every wof_once worker drew a token stream of its own and has its own
+ * flusher; so the demo doubles as a test.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* gettid() */
+#endif
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wof.h>
+
+#define TOKENS 3
+#define MAX_WORKERS 64
+#define DEADLINE_MS 10000 /* for all workers of a scenario to report */
+
+/* The lazily initialised state of one server; each scenario has its own. */
+struct server {
+	uint64_t prng;       /* xorshift64 state, seeded by seed_prng() */
+	pid_t flusher_tid;   /* stored by the flusher thread itself */
+	unsigned long beats; /* the flusher's heartbeat */
+};
+
+/* One worker's findings, sent to the parent in a single write (< PIPE_BUF, so atomic). */
+struct report {
+	int worker;              /* 1..n; 0 while no report arrived */
+	uint16_t token[TOKENS];
+	pid_t tid;               /* the flusher tid this process's memory names */
+	bool alive;              /* that flusher's heartbeat advanced in this process */
+};
+
+static void seed_prng(struct server *s)
+{
+	uint64_t seed;
+
+	/* Anything that differs per process will do: the point is that it must run per process. */
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	s->prng = seed | 1; /* xorshift never leaves 0 */
+}
+
+static void *flusher(void *arg)
+{
+	struct server *s = arg;
+
+	__atomic_store_n(&s->flusher_tid, gettid(), __ATOMIC_RELAXED);
+	for (;;) {
+		/* Release: whoever sees a beat (acquire, in check_flusher) also sees the tid. */
+		__atomic_fetch_add(&s->beats, 1, __ATOMIC_RELEASE);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void start_flusher(struct server *s)
+{
+	pthread_t thread;
+
+	__atomic_store_n(&s->flusher_tid, 0, __ATOMIC_RELAXED);
+	if (pthread_create(&thread, NULL, flusher, s) == 0)
+		pthread_detach(thread);
+}
+
+/* Scenario 1, the usual way: pthread_once takes functions without arguments. */
+static struct server pt_server;
+static pthread_once_t pt_prng_once = PTHREAD_ONCE_INIT;
+static pthread_once_t pt_flusher_once = PTHREAD_ONCE_INIT;
+static void pt_seed(void) { seed_prng(&pt_server); }
+static void pt_start(void) { start_flusher(&pt_server); }
+static void pt_lazy_prng(void) { pthread_once(&pt_prng_once, pt_seed); }
+static void pt_lazy_flusher(void) { pthread_once(&pt_flusher_once, pt_start); }
+
+/* Scenario 2, the same with wof_once, which passes an argument through. */
+static struct server wof_server;
+static wof_once_t wof_prng_once = WOF_ONCE_INIT;
+static wof_once_t wof_flusher_once = WOF_ONCE_INIT;
+static void wof_seed(void *s) { seed_prng(s); }
+static void wof_start(void *s) { start_flusher(s); }
+static void wof_lazy_prng(void) { wof_once_call(&wof_prng_once, wof_seed, &wof_server); }
+static void wof_lazy_flusher(void) { wof_once_call(&wof_flusher_once, wof_start, &wof_server); }
+
+struct scenario {
+	const char *name;
+	struct server *server;
+	void (*lazy_prng)(void);
+	void (*lazy_flusher)(void);
+	struct report parent, workers[MAX_WORKERS];
+};
+
+static uint16_t draw_token(struct scenario *sc)
+{
+	struct server *s = sc->server;
+
+	sc->lazy_prng();
+	s->prng ^= s->prng << 13;
+	s->prng ^= s->prng >> 7;
+	s->prng ^= s->prng << 17;
+	return (uint16_t)(s->prng >> 48);
+}
+
+/* Draw the tokens, make sure the flusher runs, and see whether it beats within 200 ms. */
+static void serve(struct scenario *sc, struct report *r)
+{
+	struct server *s = sc->server;
+
+	for (int i = 0; i < TOKENS; i++)
+		r->token[i] = draw_token(sc);
+	sc->lazy_flusher();
+	unsigned long before = __atomic_load_n(&s->beats, __ATOMIC_ACQUIRE);
+	for (int ms = 0; ms < 200 && !r->alive; ms++) {
+		usleep(1000);
+		r->alive = __atomic_load_n(&s->beats, __ATOMIC_ACQUIRE) != before;
+	}
+	r->tid = __atomic_load_n(&s->flusher_tid, __ATOMIC_RELAXED);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The parent serves once (initialising both lazies), forks n workers, collects their reports. */
+static void run_scenario(struct scenario *sc, int n)
+{
+	struct report r, warmup = { 0 };
+	pid_t pids[MAX_WORKERS];
+	int fds[2];
+
+	serve(sc, &warmup);
+	if (pipe(fds) != 0) {
+		perror("pipe");
+		exit(2);
+	}
+	fflush(stdout); /* the children must not print the parent's buffer again */
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			close(fds[0]);
+			r = (struct report){ .worker = i + 1 };
+			serve(sc, &r);
+			_exit(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+		}
+	}
+	close(fds[1]);
+	serve(sc, &sc->parent); /* the parent's next tokens, to compare with the workers' */
+
+	struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+	long deadline = now_ms() + DEADLINE_MS;
+	for (int got = 0; got < n && now_ms() < deadline;) {
+		if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+			continue; /* EINTR, or the deadline: the loop condition decides */
+		if (read(fds[0], &r, sizeof(r)) != (ssize_t)sizeof(r))
+			break; /* every worker is gone */
+		if (r.worker >= 1 && r.worker <= n && sc->workers[r.worker - 1].worker == 0) {
+			sc->workers[r.worker - 1] = r;
+			got++;
+		}
+	}
+	close(fds[0]);
+	for (int i = 0; i < n; i++) {
+		if (pids[i] > 0 && sc->workers[i].worker == 0)
+			kill(pids[i], SIGKILL); /* a straggler: it counts as a failure below */
+		if (pids[i] > 0)
+			waitpid(pids[i], NULL, 0);
+	}
+}
+
+static bool same_tokens(const struct report *a, const struct report *b)
+{
+	return memcmp(a->token, b->token, sizeof(a->token)) == 0;
+}
+
+static void describe(char *buf, size_t len, const struct report *r, const struct report *parent)
+{
+	char thread[40] = "none";
+
+	if (r != parent && r->worker == 0) {
+		snprintf(buf, len, "no report");
+		return;
+	}
+	if (r->alive && r->tid != 0 && (r == parent || r->tid != parent->tid))
+		snprintf(thread, sizeof(thread), "own (tid %d)", (int)r->tid);
+	snprintf(buf, len, "tokens %04x %04x %04x  thread: %s", r->token[0], r->token[1],
+	         r->token[2], thread);
+}
+
+/* Prints the scenario's verdict; true when every worker has its own stream and flusher. */
+static bool summarise(const struct scenario *sc, int n)
+{
+	int fresh = 0, repeats = 0, own = 0;
+
+	for (int i = 0; i < n; i++) {
+		const struct report *w = &sc->workers[i];
+		bool unique = w->worker != 0 && !same_tokens(w, &sc->parent);
+
+		for (int j = 0; j < n && unique; j++)
+			unique = j == i || !same_tokens(w, &sc->workers[j]);
+		fresh += unique;
+		repeats += w->worker != 0 && same_tokens(w, &sc->parent);
+		own += w->worker != 0 && w->alive && w->tid != 0 && w->tid != sc->parent.tid;
+	}
+	printf("%-13s %d of %d workers drew tokens of their own%s, %d of %d have a flusher thread.\n",
+	       sc->name, fresh, n, repeats == n ? " (all repeat the parent's)" : "", own, n);
+	return fresh == n && own == n;
+}
+
+int main(int argc, char **argv)
+{
+	static struct scenario pt = { .name = "pthread_once:", .server = &pt_server,
+	                              .lazy_prng = pt_lazy_prng, .lazy_flusher = pt_lazy_flusher };
+	static struct scenario wof = { .name = "wof_once:", .server = &wof_server,
+	                               .lazy_prng = wof_lazy_prng, .lazy_flusher = wof_lazy_flusher };
+	char left[80], right[80];
+	int n = argc > 1 ? atoi(argv[1]) : 4;
+
+	if (n < 1 || n > MAX_WORKERS) {
+		fprintf(stderr, "usage: %s [workers: 1..%d]\n", argv[0], MAX_WORKERS);
+		return 2;
+	}
+	run_scenario(&pt, n);
+	run_scenario(&wof, n);
+
+	printf("%-10s%-50s%s\n", "", "pthread_once", "wof_once");
+	describe(left, sizeof(left), &pt.parent, &pt.parent);
+	describe(right, sizeof(right), &wof.parent, &wof.parent);
+	printf("%-10s%-50s%s\n", "parent", left, right);
+	for (int i = 0; i < n; i++) {
+		char label[16];
+
+		snprintf(label, sizeof(label), "worker %d", i + 1);
+		describe(left, sizeof(left), &pt.workers[i], &pt.parent);
+		describe(right, sizeof(right), &wof.workers[i], &wof.parent);
+		printf("%-10s%-50s%s\n", label, left, right);
+	}
+	summarise(&pt, n);
+	return summarise(&wof, n) ? 0 : 1;
+}
