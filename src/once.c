@@ -26,7 +26,10 @@
  * before any new fn, so the hook runs exactly once per object per process.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "wof-private.h"
 #include <wof/once.h>
@@ -97,6 +100,26 @@ static int once_run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, v
 	return rc;
 }
 
+/*
+ * A word of this generation whose state is none of the five is not a wof_once_t any more:
+ * something overwrote it. Debug builds stop there, loudly; release builds refuse with EINVAL
+ * rather than guess (running fn could run it twice; waiting could wait forever).
+ */
+static int once_corrupt(const wof_once_t *once, uint64_t word)
+{
+#ifndef NDEBUG
+	fprintf(stderr,
+	        "wof: corrupt wof_once_t at %p: word 0x%016" PRIx64 " has state 0x%" PRIx32
+	        ", which is none of wof's states (memory overwritten, or not a wof_once_t?)\n",
+	        (const void *)once, word, (uint32_t)word);
+	abort();
+#else
+	(void)once;
+	(void)word;
+	return EINVAL;
+#endif
+}
+
 static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *arg,
                      wof_internal_wipe_fn wipe, void *wipe_ctx)
 {
@@ -110,6 +133,8 @@ static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *
 
 		if (state == WOF_INTERNAL_ONCE_COMPLETE)
 			return 0;
+		if (state > WOF_INTERNAL_ONCE_COMPLETE)
+			return once_corrupt(once, word);
 
 		if (state & WOF_INTERNAL_ONCE_RUNNING) {
 			if (mode == MODE_SYNC)
