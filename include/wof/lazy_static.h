@@ -9,9 +9,9 @@ extern "C" {
 #endif
 
 /* Out-of-line slow path (src/lazy_static.c). Never call it directly. */
-WOF_API void *wof_internal_lazy_static_slow(wof_once_t *once, void *slot, size_t size,
-                                            int (*init)(void *slot),
-                                            void (*on_wipe)(void *stale));
+WOF_API WOF_COLD void *wof_internal_lazy_static_slow(wof_once_t *once, void *slot,
+                                                     size_t size, int (*init)(void *slot),
+                                                     void (*on_wipe)(void *stale));
 
 /**
  * WOF_LAZY_STATIC() - define `static type *name(void)`: this process's `type`, made on first use.

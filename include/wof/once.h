@@ -22,12 +22,14 @@ typedef struct wof_once {
 #define WOF_ONCE_INIT { 0 }
 
 /* Out-of-line slow paths (src/once.c). Never call them directly. */
-WOF_API int wof_internal_once_slow(wof_once_t *once, int (*fn)(void *), void *arg,
-                                   wof_internal_wipe_fn wipe, void *wipe_ctx);
-WOF_API int wof_internal_once_call_slow(wof_once_t *once, void (*fn)(void *), void *arg);
-WOF_API int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_wipe_fn wipe,
-                                        void *wipe_ctx);
-WOF_API void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe, void *wipe_ctx);
+WOF_API WOF_COLD int wof_internal_once_slow(wof_once_t *once, int (*fn)(void *), void *arg,
+                                            wof_internal_wipe_fn wipe, void *wipe_ctx);
+WOF_API WOF_COLD int wof_internal_once_call_slow(wof_once_t *once, void (*fn)(void *),
+                                                 void *arg);
+WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_wipe_fn wipe,
+                                                 void *wipe_ctx);
+WOF_API WOF_COLD void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe,
+                                             void *wipe_ctx);
 
 /* True when `once` completed in this process: one acquire load and one compare. */
 static inline bool wof_internal_once_done(wof_once_t *once)

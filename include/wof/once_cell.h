@@ -28,9 +28,10 @@ typedef struct wof_once_cell {
 #define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { 0, 0, 0, (on_wipe) }
 
 /* Out-of-line slow paths (src/once_cell.c). Never call them directly. */
-WOF_API void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell);
-WOF_API void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
-                                                      void *(*init)(void *), void *arg);
+WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell);
+WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
+                                                               void *(*init)(void *),
+                                                               void *arg);
 
 /* The cell's value if it belongs to this process (a pristine cell reads NULL here too). */
 static inline bool wof_internal_once_cell_current(const wof_once_cell_t *cell)

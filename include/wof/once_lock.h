@@ -28,9 +28,10 @@ typedef struct wof_once_lock {
 #define WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) { WOF_ONCE_INIT, 0, (on_wipe) }
 
 /* Out-of-line slow paths (src/once_lock.c). Never call them directly. */
-WOF_API void *wof_internal_once_lock_get_slow(wof_once_lock_t *lock);
-WOF_API void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *lock,
-                                                      void *(*init)(void *), void *arg);
+WOF_API WOF_COLD void *wof_internal_once_lock_get_slow(wof_once_lock_t *lock);
+WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *lock,
+                                                               void *(*init)(void *),
+                                                               void *arg);
 
 /**
  * wof_once_lock_get() - the value set in this process, or NULL (errno unchanged) if none.
