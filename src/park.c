@@ -102,13 +102,18 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 {
 	int saved_errno = errno;
 	struct bucket *b = bucket_of(word);
+	int cancel_state;
 
+	/* pthread_cond_wait is a cancellation point and FUTEX_WAIT is not: a waiter cancelled
+	 * there would die holding the bucket mutex. Parking is never a cancellation point. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pthread_mutex_lock(&b->mutex);
 	/* Relaxed: the mutex orders this check against unpark_all; callers re-read with acquire.
 	 * One wait only: a broadcast for another word in the bucket is a spurious wake-up. */
 	if ((uint32_t)__atomic_load_n(word, __ATOMIC_RELAXED) == (uint32_t)expected)
 		pthread_cond_wait(&b->cond, &b->mutex);
 	pthread_mutex_unlock(&b->mutex);
+	pthread_setcancelstate(cancel_state, NULL);
 	errno = saved_errno;
 }
 

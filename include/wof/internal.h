@@ -38,9 +38,11 @@ WOF_API extern uint32_t *wof_internal_generation_cell;
  */
 static inline uint32_t wof_internal_generation_peek(void)
 {
-	/* Relaxed: the cell pointer is published once and its target is only ever 0 or this
-	 * process's final value; a stale 0 only sends the caller to the slow path. */
-	uint32_t *cell = __atomic_load_n(&wof_internal_generation_cell, __ATOMIC_RELAXED);
+	/* Acquire: pairs with the release CAS that publishes the cell (src/generation.c), so the
+	 * page's zero-fill by mmap happens-before this read (a plain load on x86). */
+	uint32_t *cell = __atomic_load_n(&wof_internal_generation_cell, __ATOMIC_ACQUIRE);
+	/* Relaxed: the cell only ever holds 0 or this process's final value; a 0 only sends
+	 * the caller to the slow path, which refreshes it. */
 	return __atomic_load_n(cell, __ATOMIC_RELAXED);
 }
 
