@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * torture: random operations on every wof type from many threads, while processes fork by
+ * every path (fork, _Fork, syscall(SYS_fork), clone), some while initialisers are in flight,
+ * and children fork again. Proves, under load and interleavings nobody wrote down, that no
+ * initialiser runs twice in a process, no process reads a value made elsewhere, and nothing
+ * hangs.
+ *
+ *   usage: torture [threads [objects [seconds [seed]]]]     (defaults 4 64 10 random)
+ *
+ * A ledger in MAP_SHARED memory records every successful initialisation by (process, object).
+ * Each process checks before it exits that every object it initialised through a wof call has
+ * exactly one entry for it, and every value it read carries its own process number. Parents
+ * wait for children with a deadline; a child that misses it is killed and counted as a hang,
+ * with the seed that reproduces the run. Prints one summary line; exit 0 only if clean.
+ *
+ * Children made by fork() run the threaded workload. Children made by _Fork, SYS_fork or clone
+ * run it on their only thread: after those, glibc's own locks are not reset, so a child may
+ * only use async-signal-safe functions -- which is all wof needs, and all this child does.
+ * Under ThreadSanitizer only fork() is used and children stay single-threaded (TOOLCHAIN.md).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wof.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define MAX_OBJECTS 256
+#define MAX_THREADS 32
+#define MAX_PROCS 65536 /* ledger rows; later children exit at once */
+#define MAX_DEPTH 3
+#define CHILD_DEADLINE_NS (20 * 1000000000LL)
+#define POOL 65536
+
+enum type { T_ONCE, T_TRY, T_LOCK, T_LAZY, T_STATIC, T_CELL, T_PRIVATE, TYPES };
+enum path { P_FORK, P__FORK, P_SYS_FORK, P_CLONE, PATHS };
+static const char *const path_names[PATHS] = { "fork", "_Fork", "SYS_fork", "clone" };
+
+/* Shared by every process of the run. */
+struct ledger {
+	atomic_uint procs;
+	atomic_ulong forks[PATHS];
+	atomic_ulong inits;
+	atomic_ulong cancels;
+	atomic_ulong hangs;
+	atomic_ulong double_inits;
+	atomic_ulong stale_reads;
+	atomic_ulong missing_inits;
+	atomic_ulong bad_exits;
+};
+
+static struct ledger *ledger;
+/* [process][type][object]: successful initialisations in that process (shared, lazily
+ * backed: only the rows of processes that ran are ever touched) */
+static atomic_uchar *counts;
+#define COUNT(proc, type, obj) counts[((size_t)(proc) * TYPES + (type)) * nobjects + (obj)]
+static unsigned nthreads = 4, nobjects = 64, seconds = 10;
+static unsigned long long seed;
+static unsigned me;             /* this process's ledger row */
+static int depth;               /* 0 in the first process */
+static atomic_bool stop;
+static atomic_uchar used[TYPES][MAX_OBJECTS]; /* objects a wof call initialised here */
+static unsigned paths_allowed;
+
+/* Values: made by this process, stamped with its row; never freed (a child may hold stale
+ * pointers to its parent's, which is exactly what must never be returned to it). */
+struct value {
+	unsigned proc;
+	unsigned type;
+	unsigned obj;
+};
+static struct value pool[POOL];
+static atomic_uint pool_next;
+
+static struct value *make(unsigned type, unsigned obj)
+{
+	unsigned i = atomic_fetch_add_explicit(&pool_next, 1, memory_order_relaxed);
+	if (i >= POOL)
+		return NULL; /* pool spent: the init "fails", which wof must also survive */
+	pool[i] = (struct value){ me, type, obj };
+	return &pool[i];
+}
+
+static void record_init(unsigned type, unsigned obj)
+{
+	atomic_fetch_add_explicit(&COUNT(me, type, obj), 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ledger->inits, 1, memory_order_relaxed);
+}
+
+static void check_value(const struct value *v, unsigned type, unsigned obj)
+{
+	if (v && (v->proc != me || v->type != type || v->obj != obj))
+		atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+	if (v)
+		atomic_store_explicit(&used[type][obj], 1, memory_order_relaxed);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+	return *s;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pause_ns(long ns)
+{
+	struct timespec ts = { 0, ns };
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the objects -------------------------------------------------------------------- */
+
+static wof_once_t onces[TYPES][MAX_OBJECTS];
+static unsigned payload[TYPES][MAX_OBJECTS]; /* written by fn, read after the call returns */
+static wof_once_lock_t locks[MAX_OBJECTS];
+static wof_lazy_lock_t lazies[MAX_OBJECTS];
+static unsigned ids[MAX_OBJECTS];
+
+struct run_arg {
+	unsigned type, obj;
+	int fail;
+	long nap;
+};
+
+static void once_fn(void *p)
+{
+	struct run_arg *a = p;
+	if (a->nap)
+		pause_ns(a->nap); /* a cancellation point, and time for forks to land mid-init */
+	payload[a->type][a->obj] = me;
+	record_init(a->type, a->obj);
+}
+
+static int try_fn(void *p)
+{
+	struct run_arg *a = p;
+	if (a->nap)
+		pause_ns(a->nap);
+	if (a->fail)
+		return EAGAIN;
+	payload[a->type][a->obj] = me;
+	record_init(a->type, a->obj);
+	return 0;
+}
+
+static void *lock_init(void *p)
+{
+	struct run_arg *a = p;
+	if (a->nap)
+		pause_ns(a->nap);
+	if (a->fail)
+		return NULL;
+	struct value *v = make(T_LOCK, a->obj);
+	if (v)
+		record_init(T_LOCK, a->obj);
+	return v;
+}
+
+/* A thread's private locks get values from the thread: they are taken and re-made often. */
+struct private_arg {
+	struct value *slot;
+	unsigned obj;
+};
+
+static void *private_init(void *p)
+{
+	struct private_arg *a = p;
+	*a->slot = (struct value){ me, T_PRIVATE, a->obj };
+	return a->slot;
+}
+
+static void *lazy_init(void *p)
+{
+	unsigned obj = *(unsigned *)p;
+	struct value *v = make(T_LAZY, obj);
+	if (v)
+		record_init(T_LAZY, obj);
+	return v;
+}
+
+/* Four typed lazy statics, the one type that cannot be an array. */
+struct tstatic {
+	unsigned proc, obj;
+	char bulk[1000];
+};
+#define STATIC_INIT(k)                                                                            \
+	static int static_init_##k(struct tstatic *s)                                             \
+	{                                                                                         \
+		s->proc = me;                                                                     \
+		s->obj = k;                                                                       \
+		record_init(T_STATIC, k);                                                         \
+		return 0;                                                                         \
+	}                                                                                         \
+	WOF_LAZY_STATIC(struct tstatic, static_##k, static_init_##k)
+STATIC_INIT(0);
+STATIC_INIT(1);
+STATIC_INIT(2);
+STATIC_INIT(3);
+static struct tstatic *(*const statics[4])(void) = { static_0, static_1, static_2, static_3 };
+
+/* Cells are single-threaded: each thread has its own, and counts its own inits. */
+#define CELLS 8
+static _Thread_local unsigned cell_inits[CELLS];
+static _Thread_local unsigned cell_proc; /* the process these counts belong to */
+
+static void *cell_init(void *p)
+{
+	unsigned c = (unsigned)(uintptr_t)p;
+	cell_inits[c]++;
+	return make(T_CELL, c);
+}
+
+#define CELL(c) WOF_LAZY_CELL_INIT(cell_init, (void *)(uintptr_t)(c))
+static _Thread_local wof_lazy_cell_t cells[CELLS] = {
+	CELL(0), CELL(1), CELL(2), CELL(3), CELL(4), CELL(5), CELL(6), CELL(7),
+};
+
+/* ---- one random operation ------------------------------------------------------------ */
+
+struct worker {
+	uint64_t rng;
+	wof_once_lock_t priv[8]; /* private: take() needs exclusive use */
+	struct value priv_value[8];
+	bool live[8];
+	pthread_t self;
+};
+
+static void *cancel_victim(void *p)
+{
+	struct run_arg *a = p;
+	/* get_or_init with a slow init that will often be cancelled in its nanosleep */
+	struct value *v = wof_once_lock_get_or_init(&locks[a->obj], lock_init, a);
+	check_value(v, T_LOCK, a->obj);
+	return NULL;
+}
+
+static void one_op(struct worker *w, bool may_thread)
+{
+	uint64_t r = rnd(&w->rng);
+	unsigned obj = (unsigned)(r >> 8) % nobjects;
+	struct run_arg a = { T_LOCK, obj, (r >> 40) % 3 == 0, (r >> 44) % 4 == 0 ? 20000 : 0 };
+	void *v;
+
+	if (cell_proc != me) { /* first op of this thread in this process: cells start over */
+		memset(cell_inits, 0, sizeof cell_inits);
+		cell_proc = me;
+	}
+	switch ((r >> 32) % 9) {
+	case 0:
+		a.type = T_ONCE;
+		wof_once_call(&onces[T_ONCE][obj], once_fn, &a);
+		if (payload[T_ONCE][obj] != me)
+			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+		atomic_store_explicit(&used[T_ONCE][obj], 1, memory_order_relaxed);
+		break;
+	case 1:
+		a.type = T_TRY;
+		if (wof_once_try_call(&onces[T_TRY][obj], try_fn, &a) == 0) {
+			if (payload[T_TRY][obj] != me)
+				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
+				                          memory_order_relaxed);
+			atomic_store_explicit(&used[T_TRY][obj], 1, memory_order_relaxed);
+		}
+		break;
+	case 2:
+		check_value(wof_once_lock_get_or_init(&locks[obj], lock_init, &a), T_LOCK, obj);
+		break;
+	case 3:
+		v = wof_once_lock_get(&locks[obj]);
+		if (v)
+			check_value(v, T_LOCK, obj);
+		break;
+	case 4: {
+		struct value *mine = wof_once_lock_get(&locks[obj]) ? NULL : make(T_LOCK, obj);
+		if (mine && wof_once_lock_set(&locks[obj], mine) == 0)
+			record_init(T_LOCK, obj);
+		check_value(wof_once_lock_get(&locks[obj]), T_LOCK, obj);
+		break;
+	}
+	case 5:
+		check_value(wof_lazy_lock_force(&lazies[obj]), T_LAZY, obj);
+		break;
+	case 6: {
+		unsigned k = obj % 4;
+		struct tstatic *s = statics[k]();
+		if (s && (s->proc != me || s->obj != k))
+			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+		if (s)
+			atomic_store_explicit(&used[T_STATIC][k], 1, memory_order_relaxed);
+		break;
+	}
+	case 7: {
+		unsigned c = obj % CELLS;
+		struct value *cv = wof_lazy_cell_force(&cells[c]);
+		if (cv && (cv->proc != me || cv->type != T_CELL || cv->obj != c))
+			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+		if (cell_inits[c] > 1)
+			atomic_fetch_add_explicit(&ledger->double_inits, 1, memory_order_relaxed);
+		break;
+	}
+	case 8: {
+		unsigned j = obj % 8;
+		if ((r >> 50) % 2) {
+			struct value *pv = wof_once_lock_take(&w->priv[j]);
+			if (pv && (!w->live[j] || pv->proc != me))
+				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
+				                          memory_order_relaxed);
+			if (!pv && w->live[j])
+				atomic_fetch_add_explicit(&ledger->missing_inits, 1,
+				                          memory_order_relaxed);
+			w->live[j] = false;
+		} else {
+			struct private_arg pa = { &w->priv_value[j], j };
+			struct value *pv = wof_once_lock_get_or_init(&w->priv[j], private_init, &pa);
+			if (!pv || pv->proc != me || pv != &w->priv_value[j])
+				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
+				                          memory_order_relaxed);
+			w->live[j] = pv != NULL;
+		}
+		break;
+	}
+	}
+
+	/* Now and then: a thread cancelled inside an initialiser (threaded processes only). */
+	if (may_thread && (r >> 56) % 64 == 0) {
+		pthread_t victim;
+		struct run_arg va = { T_LOCK, obj, 0, 200000 };
+		if (pthread_create(&victim, NULL, cancel_victim, &va) == 0) {
+			pause_ns((long)((r >> 20) % 300000));
+			pthread_cancel(victim);
+			pthread_join(victim, NULL);
+			atomic_fetch_add_explicit(&ledger->cancels, 1, memory_order_relaxed);
+		}
+	}
+}
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		one_op(w, true);
+	return NULL;
+}
+
+/* ---- processes ---------------------------------------------------------------------- */
+
+static void become_child(void)
+{
+	/* async-signal-safe only, until we know how we were made */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	me = atomic_fetch_add_explicit(&ledger->procs, 1, memory_order_relaxed);
+	if (me >= MAX_PROCS)
+		_exit(0); /* ledger full: nothing to check, nothing wrong */
+	depth++;
+	atomic_store_explicit(&stop, false, memory_order_relaxed);
+	for (unsigned t = 0; t < TYPES; t++)
+		for (unsigned i = 0; i < MAX_OBJECTS; i++)
+			atomic_store_explicit(&used[t][i], 0, memory_order_relaxed);
+}
+
+extern pid_t _Fork(void) __attribute__((weak));
+
+static pid_t make_child(enum path path)
+{
+	switch (path) {
+	case P_FORK:
+		return fork();
+	case P__FORK:
+		return _Fork ? _Fork() : fork();
+	case P_SYS_FORK:
+#ifdef SYS_fork
+		return (pid_t)syscall(SYS_fork);
+#else
+		return fork();
+#endif
+	case P_CLONE:
+#if defined(__s390x__) || defined(__s390__)
+		return (pid_t)syscall(SYS_clone, 0, SIGCHLD, 0, 0, 0);
+#else
+		return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+#endif
+	default:
+		return -1;
+	}
+}
+
+/* Every object this process initialised through a wof call has exactly one ledger entry. */
+static unsigned verify_process(void)
+{
+	unsigned bad = 0;
+	for (unsigned t = 0; t < TYPES; t++) {
+		for (unsigned i = 0; i < nobjects; i++) {
+			unsigned n = atomic_load_explicit(&COUNT(me, t, i), memory_order_relaxed);
+			if (t == T_PRIVATE || t == T_CELL)
+				continue; /* re-initialised after take / per thread: checked inline */
+			if (n > 1) {
+				atomic_fetch_add_explicit(&ledger->double_inits, 1,
+				                          memory_order_relaxed);
+				bad++;
+			}
+			if (n == 0 && atomic_load_explicit(&used[t][i], memory_order_relaxed)) {
+				atomic_fetch_add_explicit(&ledger->missing_inits, 1,
+				                          memory_order_relaxed);
+				bad++;
+			}
+		}
+	}
+	return bad;
+}
+
+struct child {
+	pid_t pid;
+	int64_t deadline;
+};
+
+/* Reap children; kill those past their deadline. wait_all: until none is left. */
+static void reap(struct child *kids, unsigned *nkids, bool wait_all)
+{
+	while (*nkids) {
+		int64_t t = now_ns();
+		for (unsigned i = 0; i < *nkids;) {
+			int status;
+			pid_t r = waitpid(kids[i].pid, &status, WNOHANG);
+			if (r == 0 && t > kids[i].deadline) {
+				kill(kids[i].pid, SIGKILL);
+				waitpid(kids[i].pid, &status, 0);
+				atomic_fetch_add_explicit(&ledger->hangs, 1, memory_order_relaxed);
+				r = kids[i].pid;
+				status = 0;
+			} else if (r == kids[i].pid &&
+			           (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+				atomic_fetch_add_explicit(&ledger->bad_exits, 1,
+				                          memory_order_relaxed);
+			}
+			if (r == kids[i].pid || (r < 0 && errno == ECHILD))
+				kids[i] = kids[--*nkids];
+			else
+				i++;
+		}
+		if (!wait_all)
+			return;
+		if (*nkids)
+			pause_ns(1000000);
+	}
+}
+
+static void run_process(int64_t end, bool threaded);
+
+/*
+ * Make one child by a random allowed path; it runs the workload for a while (with threads
+ * only if made by fork() in a threaded process), checks itself and exits. Never returns in it.
+ */
+static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threaded)
+{
+	enum path path;
+
+	do
+		path = (enum path)(rnd(rng) % PATHS);
+	while (!(paths_allowed & (1u << path)));
+	pid_t pid = make_child(path);
+	if (pid == 0) {
+		become_child();
+		int64_t child_end = now_ns() + (int64_t)(rnd(rng) % 200 + 20) * 1000000;
+		run_process(child_end, threaded && path == P_FORK && !UNDER_TSAN);
+		_exit(verify_process() ? 1 : 0);
+	}
+	if (pid < 0)
+		return;
+	atomic_fetch_add_explicit(&ledger->forks[path], 1, memory_order_relaxed);
+	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS };
+}
+
+#define MAX_KIDS 32
+
+static void run_process(int64_t end, bool threaded)
+{
+	static struct worker workers[MAX_THREADS];
+	unsigned n = threaded ? nthreads : 0;
+	uint64_t rng = seed * 0x9e3779b97f4a7c15ull + me * 0x2545f4914f6cdd1dull + 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		/* the parent's private locks are stale here; a fresh process starts with none */
+		memset(&workers[i], 0, sizeof workers[i]);
+		workers[i].rng = rng + i * 7919 + 1;
+		if (pthread_create(&workers[i].self, NULL, worker_main, &workers[i]) != 0)
+			n = i;
+	}
+	/* This thread makes children: between bursts of its own operations (single-threaded),
+	 * or between naps while the workers hammer the objects (threaded). */
+	struct worker w = { .rng = rng ^ 0x5555 };
+	struct child kids[MAX_KIDS];
+	unsigned nkids = 0;
+	while (now_ns() < end) {
+		if (n == 0)
+			for (int k = 0; k < 50; k++)
+				one_op(&w, false);
+		else
+			pause_ns((long)(rnd(&rng) % 3000000));
+		reap(kids, &nkids, false);
+		if (depth < MAX_DEPTH && nkids < MAX_KIDS && (n > 0 || rnd(&rng) % 8 == 0))
+			spawn(kids, &nkids, &rng, n > 0);
+	}
+	reap(kids, &nkids, true);
+	atomic_store_explicit(&stop, true, memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(workers[i].self, NULL);
+}
+
+/* The top process's own deadline: a hang there is reported with the seed, not just stalled. */
+static char hang_message[160];
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	ssize_t ignored = write(STDOUT_FILENO, hang_message, strlen(hang_message));
+	(void)ignored;
+	_exit(3); /* children die with us: PR_SET_PDEATHSIG */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		nthreads = (unsigned)strtoul(argv[1], NULL, 0);
+	if (argc > 2)
+		nobjects = (unsigned)strtoul(argv[2], NULL, 0);
+	if (argc > 3)
+		seconds = (unsigned)strtoul(argv[3], NULL, 0);
+	if (argc > 4)
+		seed = strtoull(argv[4], NULL, 0);
+	if (!seed)
+		seed = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 32);
+	if (nthreads > MAX_THREADS || nobjects == 0 || nobjects > MAX_OBJECTS) {
+		fprintf(stderr, "usage: torture [threads<=%d [objects 1..%d [seconds [seed]]]]\n",
+		        MAX_THREADS, MAX_OBJECTS);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("torture: %u threads, %u objects, %u s, seed %llu (rerun: torture %u %u %u %llu)\n",
+	       nthreads, nobjects, seconds, seed, nthreads, nobjects, seconds, seed);
+
+	ledger = mmap(NULL, sizeof *ledger, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	              -1, 0);
+	counts = mmap(NULL, (size_t)MAX_PROCS * TYPES * nobjects, PROT_READ | PROT_WRITE,
+	              MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ledger == MAP_FAILED || counts == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
+	for (unsigned i = 0; i < MAX_OBJECTS; i++) {
+		ids[i] = i;
+		lazies[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init, &ids[i]);
+	}
+	paths_allowed = 1u << P_FORK;
+	if (!UNDER_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
+		paths_allowed |= 1u << P__FORK | 1u << P_SYS_FORK | 1u << P_CLONE;
+	me = atomic_fetch_add_explicit(&ledger->procs, 1, memory_order_relaxed);
+	snprintf(hang_message, sizeof hang_message,
+	         "torture: FAILED: hang in the top process; reproduce with: torture %u %u %u %llu\n",
+	         nthreads, nobjects, seconds, seed);
+	signal(SIGALRM, on_alarm);
+	alarm(seconds + 60);
+
+	run_process(now_ns() + (int64_t)seconds * 1000000000, nthreads > 0);
+	unsigned bad = verify_process();
+
+	unsigned long hangs = ledger->hangs, doubles = ledger->double_inits;
+	unsigned long stale = ledger->stale_reads, missing = ledger->missing_inits;
+	unsigned long exits = ledger->bad_exits;
+	printf("torture: processes %u, forks", (unsigned)ledger->procs);
+	for (int p = 0; p < PATHS; p++)
+		printf(" %s=%lu", path_names[p], (unsigned long)ledger->forks[p]);
+	printf(", inits %lu, cancels %lu, hangs %lu, double inits %lu, stale reads %lu, "
+	       "missing inits %lu, failed processes %lu\n",
+	       (unsigned long)ledger->inits, (unsigned long)ledger->cancels, hangs, doubles,
+	       stale, missing, exits);
+	if (bad || hangs || doubles || stale || missing || exits) {
+		printf("torture: FAILED; reproduce with: torture %u %u %u %llu\n", nthreads,
+		       nobjects, seconds, seed);
+		return 1;
+	}
+	return 0;
+}
