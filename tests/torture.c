@@ -51,7 +51,7 @@
 
 #define MAX_OBJECTS 256
 #define MAX_THREADS 32
-#define MAX_PROCS 65536 /* ledger rows; later children exit at once */
+#define MAX_PROCS (1 << 18) /* ledger rows; later children exit at once */
 #define MAX_DEPTH 3
 #define CHILD_DEADLINE_NS (20 * 1000000000LL)
 #define POOL 65536
