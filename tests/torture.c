@@ -500,7 +500,7 @@ static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threa
 	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS };
 }
 
-#define MAX_KIDS 32
+#define MAX_KIDS 6
 
 static void run_process(int64_t end, bool threaded)
 {
