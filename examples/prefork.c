@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * prefork: what fork() does to lazily initialised state, with pthread_once and with wof_once.
+ * prefork: what fork() does to lazily initialised state, with pthread_once and with wof.
  *
  * A pre-forking server in miniature. Before it forks, the parent serves a request, which
  * initialises two things on first use: a PRNG, seeded from getrandom(), and a background
@@ -8,13 +8,15 @@
  * (default 4, or argv[1]); each draws three session tokens and checks for its flusher.
  *
  * The scenario runs twice, identical except for what guards the lazy initialisation:
- *   pthread_once  the children inherit "already done". Every worker continues the parent's
- *                 PRNG stream, so all hand out the same tokens as the parent, and none has a
- *                 flusher: the thread did not survive fork(), but the once that starts it did.
- *   wof_once      the children see the onces as never run. Each worker seeds its own PRNG and
- *                 starts its own flusher on first use, once.
+ *   pthread_once     the children inherit "already done". Every worker continues the parent's
+ *                    PRNG stream, so all hand out the same tokens as the parent, and none has
+ *                    a flusher: the thread did not survive fork(), but the once that starts it
+ *                    did.
+ *   WOF_LAZY_STATIC  the PRNG state and the flusher live in two wof lazy statics, which the
+ *                    children see as never made. Each worker seeds its own PRNG and starts its
+ *                    own flusher on first use, once.
  *
- * Exit status 0 when every wof_once worker drew a token stream of its own and has its own
+ * Exit status 0 when every wof worker drew a token stream of its own and has its own
  * flusher; so the demo doubles as a test.
  */
 #ifndef _GNU_SOURCE
@@ -40,11 +42,14 @@
 #define DEADLINE_MS 10000 /* for all workers of a scenario to report */
 #define HEARTBEAT_MS 500  /* for a worker's flusher to show a sign of life */
 
-/* The lazily initialised state of one server; each scenario has its own. */
-struct server {
-	uint64_t prng;       /* xorshift64 state, seeded by seed_prng() */
-	pid_t flusher_tid;   /* stored by the flusher thread itself */
-	unsigned long beats; /* the flusher's heartbeat */
+/* The lazily initialised state of a server; each scenario has its own. */
+struct prng {
+	uint64_t state;      /* xorshift64, seeded by seed_prng() */
+};
+
+struct flusher {
+	pid_t tid;           /* stored by the flusher thread itself */
+	unsigned long beats; /* its heartbeat */
 };
 
 /* One worker's findings, sent to the parent in a single write (< PIPE_BUF, so atomic). */
@@ -55,73 +60,81 @@ struct report {
 	bool alive;              /* that flusher's heartbeat advanced in this process */
 };
 
-static void seed_prng(struct server *s)
+static int seed_prng(struct prng *p)
 {
 	uint64_t seed;
 
 	/* Anything that differs per process will do: the point is that it must run per process. */
 	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	s->prng = seed | 1; /* xorshift never leaves 0 */
+	p->state = seed | 1; /* xorshift never leaves 0 */
+	return 0;
 }
 
-static void *flusher(void *arg)
+static void *flusher_main(void *arg)
 {
-	struct server *s = arg;
+	struct flusher *f = arg;
 
-	__atomic_store_n(&s->flusher_tid, gettid(), __ATOMIC_RELAXED);
+	__atomic_store_n(&f->tid, gettid(), __ATOMIC_RELAXED);
 	for (;;) {
-		/* Release: whoever sees a beat (acquire, in check_flusher) also sees the tid. */
-		__atomic_fetch_add(&s->beats, 1, __ATOMIC_RELEASE);
+		/* Release: whoever sees a beat (acquire, in serve) also sees the tid. */
+		__atomic_fetch_add(&f->beats, 1, __ATOMIC_RELEASE);
 		usleep(1000);
 	}
 	return NULL;
 }
 
-static void start_flusher(struct server *s)
+static int start_flusher(struct flusher *f)
 {
 	pthread_t thread;
+	int rc = pthread_create(&thread, NULL, flusher_main, f);
 
-	__atomic_store_n(&s->flusher_tid, 0, __ATOMIC_RELAXED);
-	if (pthread_create(&thread, NULL, flusher, s) == 0)
+	if (rc == 0)
 		pthread_detach(thread);
+	return rc;
 }
 
-/* Scenario 1, the usual way: pthread_once takes functions without arguments. */
-static struct server pt_server;
+/* Scenario 1, the usual way: pthread_once takes functions without arguments, and the state
+ * lives beside the once. */
+static struct prng pt_prng_state;
+static struct flusher pt_flusher_state;
 static pthread_once_t pt_prng_once = PTHREAD_ONCE_INIT;
 static pthread_once_t pt_flusher_once = PTHREAD_ONCE_INIT;
-static void pt_seed(void) { seed_prng(&pt_server); }
-static void pt_start(void) { start_flusher(&pt_server); }
-static void pt_lazy_prng(void) { pthread_once(&pt_prng_once, pt_seed); }
-static void pt_lazy_flusher(void) { pthread_once(&pt_flusher_once, pt_start); }
+static void pt_seed(void) { seed_prng(&pt_prng_state); }
+static void pt_start(void) { start_flusher(&pt_flusher_state); }
 
-/* Scenario 2, the same with wof_once, which passes an argument through. */
-static struct server wof_server;
-static wof_once_t wof_prng_once = WOF_ONCE_INIT;
-static wof_once_t wof_flusher_once = WOF_ONCE_INIT;
-static void wof_seed(void *s) { seed_prng(s); }
-static void wof_start(void *s) { start_flusher(s); }
-static void wof_lazy_prng(void) { wof_once_call(&wof_prng_once, wof_seed, &wof_server); }
-static void wof_lazy_flusher(void) { wof_once_call(&wof_flusher_once, wof_start, &wof_server); }
+static struct prng *pt_prng(void)
+{
+	pthread_once(&pt_prng_once, pt_seed);
+	return &pt_prng_state;
+}
+
+static struct flusher *pt_flusher(void)
+{
+	pthread_once(&pt_flusher_once, pt_start);
+	return &pt_flusher_state;
+}
+
+/* Scenario 2, with wof: each lazy static holds its state inline and makes it, zero-filled, on
+ * first use in each process. The accessors are wof_prng() and wof_flusher(). */
+WOF_LAZY_STATIC(struct prng, wof_prng, seed_prng);
+WOF_LAZY_STATIC(struct flusher, wof_flusher, start_flusher);
 
 struct scenario {
 	const char *name;
-	struct server *server;
-	void (*lazy_prng)(void);
-	void (*lazy_flusher)(void);
+	struct prng *(*prng)(void);
+	struct flusher *(*flusher)(void);
 	struct report parent, workers[MAX_WORKERS];
 };
 
 static uint16_t draw_token(struct scenario *sc)
 {
-	struct server *s = sc->server;
+	struct prng *p = sc->prng();
 
-	sc->lazy_prng();
-	s->prng ^= s->prng << 13;
-	s->prng ^= s->prng >> 7;
-	s->prng ^= s->prng << 17;
-	return (uint16_t)(s->prng >> 48);
+	p->state ^= p->state << 13;
+	p->state ^= p->state >> 7;
+	p->state ^= p->state << 17;
+	return (uint16_t)(p->state >> 48);
 }
 
 static long now_ms(void)
@@ -136,17 +149,17 @@ static long now_ms(void)
  * millisecond; a loaded machine gets HEARTBEAT_MS). */
 static void serve(struct scenario *sc, struct report *r)
 {
-	struct server *s = sc->server;
-
 	for (int i = 0; i < TOKENS; i++)
 		r->token[i] = draw_token(sc);
-	sc->lazy_flusher();
-	unsigned long before = __atomic_load_n(&s->beats, __ATOMIC_ACQUIRE);
+	struct flusher *f = sc->flusher();
+	if (!f)
+		return; /* pthread_create failed: no thread, r->alive stays false */
+	unsigned long before = __atomic_load_n(&f->beats, __ATOMIC_ACQUIRE);
 	for (long end = now_ms() + HEARTBEAT_MS; !r->alive && now_ms() < end;) {
 		usleep(1000);
-		r->alive = __atomic_load_n(&s->beats, __ATOMIC_ACQUIRE) != before;
+		r->alive = __atomic_load_n(&f->beats, __ATOMIC_ACQUIRE) != before;
 	}
-	r->tid = __atomic_load_n(&s->flusher_tid, __ATOMIC_RELAXED);
+	r->tid = __atomic_load_n(&f->tid, __ATOMIC_RELAXED);
 }
 
 /* The parent serves once (initialising both lazies), forks n workers, collects their reports. */
@@ -236,10 +249,9 @@ static bool summarise(const struct scenario *sc, int n)
 
 int main(int argc, char **argv)
 {
-	static struct scenario pt = { .name = "pthread_once:", .server = &pt_server,
-	                              .lazy_prng = pt_lazy_prng, .lazy_flusher = pt_lazy_flusher };
-	static struct scenario wof = { .name = "wof_once:", .server = &wof_server,
-	                               .lazy_prng = wof_lazy_prng, .lazy_flusher = wof_lazy_flusher };
+	static struct scenario pt = { .name = "pthread_once:", .prng = pt_prng,
+	                              .flusher = pt_flusher };
+	static struct scenario wof = { .name = "wof:", .prng = wof_prng, .flusher = wof_flusher };
 	char left[80], right[80];
 	int n = argc > 1 ? atoi(argv[1]) : 4;
 
@@ -250,7 +262,7 @@ int main(int argc, char **argv)
 	run_scenario(&pt, n);
 	run_scenario(&wof, n);
 
-	printf("%-10s%-50s%s\n", "", "pthread_once", "wof_once");
+	printf("%-10s%-50s%s\n", "", "pthread_once", "WOF_LAZY_STATIC");
 	describe(left, sizeof(left), &pt.parent, &pt.parent);
 	describe(right, sizeof(right), &wof.parent, &wof.parent);
 	printf("%-10s%-50s%s\n", "parent", left, right);
