@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * WOF_LAZY_STATIC keeps API.md's typed lazy static clauses: a 4 KiB value stored inline whose
+ * init always receives a zero-filled slot (first time, after a failed init that scribbled on
+ * it, after a cancelled one, and in a forked child whose parent filled it), a stable pointer,
+ * one init among racing threads, NULL for a failed init and a retry on the next call, several
+ * statics in one file, EDEADLK on re-entry, and errno left alone on success.
+ */
+#include <criterion/criterion.h>
+#include <semaphore.h>
+
+#include "values-helpers.h"
+
+struct big {
+	unsigned char bytes[4096];
+};
+
+static bool all_bytes(const void *p, size_t n, unsigned char c)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != c)
+			return false;
+	return true;
+}
+
+/* ---- a 4 KiB static --------------------------------------------------------------------- */
+
+static unsigned big_inits;
+static unsigned big_dirty_inits; /* inits that were handed a slot that was not all zero */
+
+static int big_init(struct big *slot)
+{
+	big_inits++;
+	if (!all_bytes(slot, sizeof *slot, 0))
+		big_dirty_inits++;
+	memset(slot, 0xB1, sizeof *slot);
+	return 0;
+}
+
+WOF_LAZY_STATIC(struct big, big, big_init);
+
+Test(lazy_static, init_gets_a_zero_filled_4k_slot_and_the_pointer_is_stable)
+{
+	errno = VH_ERRNO_SENTINEL;
+	struct big *p = big();
+
+	cr_assert_not_null(p);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(big_inits, 1);
+	cr_assert_eq(big_dirty_inits, 0, "init must receive a zero-filled slot");
+	cr_assert(all_bytes(p, sizeof *p, 0xB1), "the pointer is the slot init filled");
+	for (int i = 0; i < 1000; i++)
+		cr_assert_eq(big(), p);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(big_inits, 1);
+}
+
+/* ---- several statics in one file, each with its own once ------------------------------------ */
+
+struct pair {
+	int a;
+	double b;
+};
+
+static unsigned small_inits, pair_inits;
+
+static int small_init(int *slot)
+{
+	small_inits++;
+	if (*slot != 0)
+		return EINVAL;
+	*slot = 7;
+	return 0;
+}
+
+static int pair_init(struct pair *slot)
+{
+	pair_inits++;
+	if (slot->a != 0 || slot->b != 0.0)
+		return EINVAL;
+	slot->a = 8;
+	slot->b = 9.5;
+	return 0;
+}
+
+WOF_LAZY_STATIC(int, small, small_init);
+WOF_LAZY_STATIC(struct pair, pair, pair_init);
+
+Test(lazy_static, several_statics_in_one_file_are_independent)
+{
+	int *s = small();
+
+	cr_assert_not_null(s);
+	cr_assert_eq(*s, 7);
+	cr_assert_eq(small_inits, 1);
+	cr_assert_eq(pair_inits, 0, "one static's use does not init another");
+	cr_assert_eq(big_inits, 0);
+	struct pair *p = pair();
+	cr_assert_not_null(p);
+	cr_assert_eq(p->a, 8);
+	cr_assert_eq(p->b, 9.5);
+	cr_assert_neq((void *)s, (void *)p);
+	cr_assert_eq(small(), s);
+	cr_assert_eq(pair(), p);
+	cr_assert_eq(small_inits, 1);
+	cr_assert_eq(pair_inits, 1);
+	cr_assert_eq(big_inits, 0);
+}
+
+/* ---- racing threads ------------------------------------------------------------------------ */
+
+#define RACE_STATIC(n)                                                                            \
+	static unsigned race##n##_inits, race##n##_dirty;                                         \
+	static int race##n##_init(struct big *slot)                                               \
+	{                                                                                         \
+		__atomic_fetch_add(&race##n##_inits, 1, __ATOMIC_RELAXED);                        \
+		if (!all_bytes(slot, sizeof *slot, 0))                                            \
+			race##n##_dirty++;                                                        \
+		vh_sleep_ms(2);                                                                   \
+		memset(slot, n, sizeof *slot);                                                    \
+		return 0;                                                                         \
+	}                                                                                         \
+	WOF_LAZY_STATIC(struct big, race##n, race##n##_init)
+
+RACE_STATIC(2);
+RACE_STATIC(4);
+RACE_STATIC(8);
+RACE_STATIC(16);
+RACE_STATIC(32);
+
+struct race {
+	struct big *(*accessor)(void);
+	pthread_barrier_t barrier;
+	struct big *got[32];
+	bool whole[32]; /* saw all of init's bytes */
+	unsigned char fill;
+};
+
+struct racer {
+	struct race *race;
+	int index;
+};
+
+static void *racer(void *arg)
+{
+	struct racer *r = arg;
+
+	pthread_barrier_wait(&r->race->barrier);
+	struct big *p = r->race->accessor();
+	r->race->got[r->index] = p;
+	r->race->whole[r->index] = p && all_bytes(p, sizeof *p, r->race->fill);
+	return NULL;
+}
+
+static void run_race(int n, struct big *(*accessor)(void), unsigned *inits, unsigned *dirty)
+{
+	struct race race = { .accessor = accessor, .fill = (unsigned char)n };
+	pthread_t threads[32];
+	struct racer racers[32];
+
+	pthread_barrier_init(&race.barrier, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
+		racers[i] = (struct racer){ &race, i };
+		cr_assert_eq(pthread_create(&threads[i], NULL, racer, &racers[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&race.barrier);
+	cr_assert_eq(*inits, 1, "%d threads: %u inits", n, *inits);
+	cr_assert_eq(*dirty, 0);
+	for (int i = 0; i < n; i++) {
+		cr_assert_not_null(race.got[i]);
+		cr_assert_eq(race.got[i], race.got[0], "%d threads: one pointer for all", n);
+		cr_assert(race.whole[i], "%d threads: thread %d sees all of init's writes", n, i);
+	}
+	cr_assert_eq(accessor(), race.got[0]);
+}
+
+Test(lazy_static, racing_threads_run_one_init, .timeout = 30)
+{
+	run_race(2, race2, &race2_inits, &race2_dirty);
+	run_race(4, race4, &race4_inits, &race4_dirty);
+	run_race(8, race8, &race8_inits, &race8_dirty);
+	run_race(16, race16, &race16_inits, &race16_dirty);
+	run_race(32, race32, &race32_inits, &race32_dirty);
+}
+
+/* ---- failing init ----------------------------------------------------------------------- */
+
+static unsigned flaky_inits, flaky_dirty_inits, flaky_failures_left;
+
+static int flaky_init(struct big *slot)
+{
+	__atomic_fetch_add(&flaky_inits, 1, __ATOMIC_RELAXED);
+	if (!all_bytes(slot, sizeof *slot, 0))
+		flaky_dirty_inits++;
+	if (flaky_failures_left > 0) {
+		flaky_failures_left--;
+		memset(slot, 0xEE, sizeof *slot); /* scribble, then fail */
+		errno = EIO;
+		return -1;
+	}
+	memset(slot, 0x11, sizeof *slot);
+	return 0;
+}
+
+WOF_LAZY_STATIC(struct big, flaky, flaky_init);
+
+Test(lazy_static, failed_init_is_null_and_retried_with_a_zeroed_slot)
+{
+	flaky_failures_left = 2;
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(flaky());
+	cr_assert_eq(errno, EIO, "errno is what init left");
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(flaky());
+	cr_assert_eq(errno, EIO);
+	errno = VH_ERRNO_SENTINEL;
+	struct big *p = flaky();
+	cr_assert_not_null(p);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(flaky_inits, 3);
+	cr_assert_eq(flaky_dirty_inits, 0, "every retry gets a zero-filled slot");
+	cr_assert(all_bytes(p, sizeof *p, 0x11));
+	cr_assert_eq(flaky(), p);
+	cr_assert_eq(flaky_inits, 3);
+}
+
+/* A waiter takes over from a failing init and is handed a zeroed slot. */
+static sem_t slow_fail_started;
+static unsigned slow_fail_inits, slow_fail_dirty;
+
+static int slow_fail_init(struct big *slot)
+{
+	unsigned n = __atomic_fetch_add(&slow_fail_inits, 1, __ATOMIC_RELAXED);
+
+	if (!all_bytes(slot, sizeof *slot, 0))
+		slow_fail_dirty++;
+	if (n == 0) {
+		memset(slot, 0xEE, sizeof *slot);
+		sem_post(&slow_fail_started);
+		vh_sleep_ms(50); /* the waiters park meanwhile */
+		errno = EAGAIN;
+		return -1;
+	}
+	memset(slot, 0x22, sizeof *slot);
+	return 0;
+}
+
+WOF_LAZY_STATIC(struct big, slow_fail, slow_fail_init);
+
+static void *slow_fail_thread(void *arg)
+{
+	(void)arg;
+	return slow_fail();
+}
+
+Test(lazy_static, waiter_takes_over_a_failed_init_with_a_zeroed_slot, .timeout = 20)
+{
+	pthread_t first, waiters[4];
+	void *ret;
+
+	sem_init(&slow_fail_started, 0, 0);
+	cr_assert_eq(pthread_create(&first, NULL, slow_fail_thread, NULL), 0);
+	sem_wait(&slow_fail_started);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&waiters[i], NULL, slow_fail_thread, NULL), 0);
+	pthread_join(first, &ret);
+	cr_assert_null(ret);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(waiters[i], &ret);
+		cr_assert_not_null(ret);
+		cr_assert(all_bytes(ret, sizeof(struct big), 0x22));
+	}
+	cr_assert_eq(slow_fail_inits, 2);
+	cr_assert_eq(slow_fail_dirty, 0);
+	sem_destroy(&slow_fail_started);
+}
+
+/* ---- cancellation ----------------------------------------------------------------------------- */
+
+static sem_t cancel_started;
+static unsigned cancel_inits, cancel_dirty;
+
+static int cancel_init(struct big *slot)
+{
+	unsigned n = __atomic_fetch_add(&cancel_inits, 1, __ATOMIC_RELAXED);
+
+	if (!all_bytes(slot, sizeof *slot, 0))
+		cancel_dirty++;
+	if (n == 0) {
+		memset(slot, 0xCC, sizeof *slot);
+		sem_post(&cancel_started);
+		for (;;)
+			vh_nap(); /* a cancellation point */
+	}
+	memset(slot, 0x33, sizeof *slot);
+	return 0;
+}
+
+WOF_LAZY_STATIC(struct big, cancellable, cancel_init);
+
+static void *cancellable_thread(void *arg)
+{
+	(void)arg;
+	return cancellable();
+}
+
+Test(lazy_static, cancelled_init_stores_nothing_waiter_gets_a_zeroed_slot, .timeout = 20)
+{
+	pthread_t victim, waiter;
+	void *ret;
+
+	sem_init(&cancel_started, 0, 0);
+	cr_assert_eq(pthread_create(&victim, NULL, cancellable_thread, NULL), 0);
+	sem_wait(&cancel_started);
+	cr_assert_eq(pthread_create(&waiter, NULL, cancellable_thread, NULL), 0);
+	vh_sleep_ms(30);
+	cr_assert_eq(pthread_cancel(victim), 0);
+	pthread_join(victim, &ret);
+	cr_assert_eq(ret, PTHREAD_CANCELED);
+	pthread_join(waiter, &ret);
+	cr_assert_not_null(ret);
+	cr_assert(all_bytes(ret, sizeof(struct big), 0x33));
+	cr_assert_eq(cancel_inits, 2);
+	cr_assert_eq(cancel_dirty, 0, "the waiter's init got a zeroed slot");
+	sem_destroy(&cancel_started);
+}
+
+/* ---- re-entry -------------------------------------------------------------------------------- */
+
+static void *reentry_got;
+static int reentry_errno;
+static int *reentry_other;
+
+static int reentrant_init(int *slot);
+WOF_LAZY_STATIC(int, reentrant, reentrant_init);
+
+static int reentrant_init(int *slot)
+{
+	errno = VH_ERRNO_SENTINEL;
+	reentry_got = reentrant();
+	reentry_errno = errno;
+	reentry_other = small(); /* another static is fine */
+	*slot = 5;
+	return 0;
+}
+
+Test(lazy_static, reentry_is_null_with_edeadlk, .timeout = 10)
+{
+	int *p = reentrant();
+
+	cr_assert_not_null(p);
+	cr_assert_eq(*p, 5);
+	cr_assert_null(reentry_got);
+	cr_assert_eq(reentry_errno, EDEADLK);
+	cr_assert_not_null(reentry_other);
+	cr_assert_eq(*reentry_other, 7);
+	cr_assert_eq(reentrant(), p);
+}
+
+/* ---- fork ------------------------------------------------------------------------------------- */
+
+static unsigned fork_inits, fork_dirty;
+
+static int fork_init(struct big *slot)
+{
+	fork_inits++;
+	if (!all_bytes(slot, sizeof *slot, 0))
+		fork_dirty++;
+	/* A byte pattern that tells processes apart. */
+	memset(slot, (unsigned char)(getpid() | 1), sizeof *slot);
+	return 0;
+}
+
+WOF_LAZY_STATIC(struct big, per_process, fork_init);
+
+static struct big *parent_slot;
+
+static int child_reinitialises(void *arg)
+{
+	(void)arg;
+	unsigned before = fork_inits;
+
+	errno = VH_ERRNO_SENTINEL;
+	struct big *p = per_process();
+	VH_CHECK(p == parent_slot); /* the same static storage */
+	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	VH_CHECK(fork_inits == before + 1);
+	VH_CHECK(fork_dirty == 0); /* the parent's bytes were zeroed before init */
+	VH_CHECK(all_bytes(p, sizeof *p, (unsigned char)(getpid() | 1)));
+	VH_CHECK(per_process() == p);
+	VH_CHECK(fork_inits == before + 1);
+	return 0;
+}
+
+static int child_and_grandchild(void *arg)
+{
+	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+
+	VH_CHECK(child_reinitialises(NULL) == 0);
+	VH_CHECK(vh_in_child(how, child_reinitialises, NULL) == 0);
+	VH_CHECK(all_bytes(per_process(), sizeof(struct big), (unsigned char)(getpid() | 1)));
+	return 0;
+}
+
+VH_FORK_TEST(lazy_static, fork_child_runs_init_again_in_a_zeroed_slot, .timeout = 30)
+{
+	parent_slot = per_process();
+	cr_assert_not_null(parent_slot);
+	unsigned char mine = (unsigned char)(getpid() | 1);
+	VH_ASSERT_CHILD(how, child_reinitialises, NULL);
+	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	cr_assert_eq(per_process(), parent_slot);
+	cr_assert(all_bytes(parent_slot, sizeof *parent_slot, mine), "the parent keeps its bytes");
+	cr_assert_eq(fork_inits, 1);
+}

@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wof_once_cell_t and wof_lazy_cell_t, the single-threaded values, keep the OnceLock/LazyLock
+ * clauses of API.md that apply to one thread: set/get/EEXIST/EINVAL, take, try_insert,
+ * get_or_init and get_or_try_init with retries after a failed init, NULL with EDEADLK on
+ * re-entry, all-zero cells; `_Thread_local` cells give each thread its own value; and a forked
+ * child sees every cell uninitialised and makes its own value, while the parent keeps its own.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "values-helpers.h"
+
+static int value_a, value_b, value_c;
+static unsigned init_calls;
+
+static void *init_arg(void *arg)
+{
+	init_calls++;
+	return arg;
+}
+
+static void *init_fails_enomem(void *arg)
+{
+	(void)arg;
+	init_calls++;
+	errno = ENOMEM;
+	return NULL;
+}
+
+static void *init_must_not_run(void *arg)
+{
+	(void)arg;
+	cr_assert_fail("init ran although a value was set");
+	return NULL;
+}
+
+/* ---- OnceCell: get / set / try_insert / take ------------------------------------------------ */
+
+Test(once_cell, get_on_empty_is_null_errno_unchanged)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get(&cell));
+	cr_assert_null(wof_once_cell_get(&cell));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+}
+
+Test(once_cell, set_then_get)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
+	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_must_not_run, NULL), &value_a);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+}
+
+Test(once_cell, set_twice_is_eexist_value_unchanged)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_set(&cell, &value_b), EEXIST);
+	cr_assert_eq(wof_once_cell_set(&cell, &value_a), EEXIST);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
+}
+
+Test(once_cell, set_null_is_einval)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
+	cr_assert_eq(wof_once_cell_set(NULL, &value_a), EINVAL);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_null(wof_once_cell_get(&cell));
+	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
+	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
+	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
+}
+
+Test(once_cell, try_insert_reports_the_current_value)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+	void *current = &value_c;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_a, &current), 0);
+	cr_assert_eq(current, &value_a);
+	current = &value_c;
+	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_b, &current), EEXIST);
+	cr_assert_eq(current, &value_a);
+	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_b, NULL), EEXIST);
+	cr_assert_eq(wof_once_cell_try_insert(&cell, NULL, &current), EINVAL);
+	cr_assert_eq(wof_once_cell_try_insert(NULL, &value_b, &current), EINVAL);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
+}
+
+Test(once_cell, take_returns_the_value_and_empties)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_take(&cell));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
+	cr_assert_eq(wof_once_cell_take(&cell), &value_a);
+	cr_assert_null(wof_once_cell_get(&cell));
+	cr_assert_null(wof_once_cell_take(&cell));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_once_cell_set(&cell, &value_b), 0);
+	cr_assert_eq(wof_once_cell_take(&cell), &value_b);
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_c);
+	cr_assert_eq(init_calls, 1);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_null(wof_once_cell_take(NULL));
+	cr_assert_eq(errno, EINVAL);
+}
+
+/* ---- OnceCell: get_or_init / get_or_try_init ------------------------------------------------ */
+
+Test(once_cell, get_or_init_runs_init_once_with_its_arg)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_b), &value_b);
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_b);
+	cr_assert_eq(init_calls, 1);
+	cr_assert_eq(wof_once_cell_get(&cell), &value_b);
+	cr_assert_eq(wof_once_cell_set(&cell, &value_c), EEXIST);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+}
+
+Test(once_cell, init_returning_null_stores_nothing_and_is_retried)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get_or_init(&cell, init_fails_enomem, NULL));
+	cr_assert_eq(errno, ENOMEM, "errno is what init left");
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get(&cell));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_a), &value_a);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 2);
+	/* A failed init does not block set either. */
+	wof_once_cell_t cell2 = WOF_ONCE_CELL_INIT;
+	cr_assert_null(wof_once_cell_get_or_init(&cell2, init_fails_enomem, NULL));
+	cr_assert_eq(wof_once_cell_set(&cell2, &value_b), 0);
+}
+
+Test(once_cell, einval_for_null_cell_or_init)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get_or_init(NULL, init_arg, &value_a));
+	cr_assert_eq(errno, EINVAL);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get_or_init(&cell, NULL, NULL));
+	cr_assert_eq(errno, EINVAL);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get(NULL));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(init_calls, 0);
+}
+
+static unsigned try_calls;
+
+static int try_fails(void *arg, void **out)
+{
+	(void)arg;
+	*out = &value_c;
+	try_calls++;
+	return 1234;
+}
+
+static int try_ok(void *arg, void **out)
+{
+	try_calls++;
+	*out = arg;
+	return 0;
+}
+
+static int try_ok_but_null(void *arg, void **out)
+{
+	(void)arg;
+	(void)out;
+	try_calls++;
+	return 0;
+}
+
+Test(once_cell, get_or_try_init_errors_success_and_null_out)
+{
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+	void *out = NULL;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_fails, NULL, &out), 1234);
+	cr_assert_null(wof_once_cell_get(&cell), "an error stores nothing");
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok_but_null, NULL, &out), EINVAL);
+	cr_assert_null(wof_once_cell_get(&cell), "0 with a NULL value stores nothing");
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_a, &out), 0);
+	cr_assert_eq(out, &value_a);
+	out = NULL;
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_b, &out), 0);
+	cr_assert_eq(out, &value_a, "a set cell returns its value without running init");
+	cr_assert_eq(try_calls, 3);
+	cr_assert_eq(wof_once_cell_get_or_try_init(NULL, try_ok, &value_b, &out), EINVAL);
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, NULL, &value_b, &out), EINVAL);
+	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_b, NULL), EINVAL);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL, "int-returning: errno left alone");
+	cr_assert_eq(try_calls, 3);
+}
+
+/* ---- OnceCell: re-entry ------------------------------------------------------------------------ */
+
+struct reentry {
+	wof_once_cell_t cell;
+	void *r_get_or_init;
+	int e_get_or_init;
+	int r_set;
+	int r_try_insert;
+	int r_try_init;
+	void *r_get;
+	int e_get;
+	bool ran;
+};
+
+static void reenter_all(struct reentry *r)
+{
+	void *out = NULL;
+
+	r->ran = true;
+	errno = VH_ERRNO_SENTINEL;
+	r->r_get_or_init = wof_once_cell_get_or_init(&r->cell, init_arg, &value_c);
+	r->e_get_or_init = errno;
+	r->r_set = wof_once_cell_set(&r->cell, &value_c);
+	r->r_try_insert = wof_once_cell_try_insert(&r->cell, &value_c, NULL);
+	r->r_try_init = wof_once_cell_get_or_try_init(&r->cell, try_ok, &value_c, &out);
+	errno = VH_ERRNO_SENTINEL;
+	r->r_get = wof_once_cell_get(&r->cell);
+	r->e_get = errno;
+}
+
+static void *reentrant_init(void *arg)
+{
+	reenter_all(arg);
+	return &value_b;
+}
+
+static int reentrant_try_init(void *arg, void **out)
+{
+	reenter_all(arg);
+	*out = &value_b;
+	return 0;
+}
+
+static void check_reentry(struct reentry *r)
+{
+	cr_assert(r->ran);
+	cr_assert_null(r->r_get_or_init);
+	cr_assert_eq(r->e_get_or_init, EDEADLK);
+	cr_assert_eq(r->r_set, EDEADLK);
+	cr_assert_eq(r->r_try_insert, EDEADLK);
+	cr_assert_eq(r->r_try_init, EDEADLK);
+	cr_assert_null(r->r_get);
+	cr_assert_eq(r->e_get, VH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 0, "no init ran inside");
+	cr_assert_eq(try_calls, 0);
+	cr_assert_eq(wof_once_cell_get(&r->cell), &value_b, "the outer init's value is stored");
+}
+
+Test(once_cell, reentry_from_get_or_init_is_edeadlk, .timeout = 10)
+{
+	static struct reentry r;
+
+	cr_assert_eq(wof_once_cell_get_or_init(&r.cell, reentrant_init, &r), &value_b);
+	check_reentry(&r);
+}
+
+Test(once_cell, reentry_from_get_or_try_init_is_edeadlk, .timeout = 10)
+{
+	static struct reentry r;
+	void *out = NULL;
+
+	cr_assert_eq(wof_once_cell_get_or_try_init(&r.cell, reentrant_try_init, &r, &out), 0);
+	cr_assert_eq(out, &value_b);
+	check_reentry(&r);
+}
+
+Test(once_cell, all_zero_cell_is_empty_and_usable)
+{
+	wof_once_cell_t *cell = calloc(1, sizeof *cell);
+	static wof_once_cell_t zero_static;
+
+	cr_assert_not_null(cell);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get(cell));
+	cr_assert_null(wof_once_cell_take(cell));
+	cr_assert_eq(wof_once_cell_get_or_init(cell, init_arg, &value_a), &value_a);
+	cr_assert_eq(wof_once_cell_set(cell, &value_b), EEXIST);
+	cr_assert_eq(wof_once_cell_take(cell), &value_a);
+	cr_assert_null(wof_once_cell_get(&zero_static));
+	cr_assert_eq(wof_once_cell_set(&zero_static, &value_c), 0);
+	cr_assert_eq(wof_once_cell_get(&zero_static), &value_c);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	free(cell);
+}
+
+/* ---- LazyCell ------------------------------------------------------------------------------ */
+
+Test(lazy_cell, get_before_force_is_null_then_force_inits_once)
+{
+	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(init_arg, &value_a);
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_get(&lazy));
+	cr_assert_eq(init_calls, 0, "get never runs init");
+	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
+	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
+	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_a);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 1);
+}
+
+static unsigned flaky_failures_left;
+
+static void *flaky_init(void *arg)
+{
+	init_calls++;
+	if (flaky_failures_left > 0) {
+		flaky_failures_left--;
+		errno = EIO;
+		return NULL;
+	}
+	return arg;
+}
+
+Test(lazy_cell, init_returning_null_is_retried_by_the_next_force)
+{
+	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(flaky_init, &value_b);
+
+	flaky_failures_left = 2;
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_force(&lazy));
+	cr_assert_eq(errno, EIO);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_get(&lazy));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_null(wof_lazy_cell_force(&lazy));
+	cr_assert_eq(errno, EIO);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_b);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_b);
+	cr_assert_eq(init_calls, 3);
+}
+
+Test(lazy_cell, all_zero_or_null_lazy_cell_is_einval)
+{
+	wof_lazy_cell_t *lazy = calloc(1, sizeof *lazy);
+
+	cr_assert_not_null(lazy);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_get(lazy));
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_null(wof_lazy_cell_force(lazy));
+	cr_assert_eq(errno, EINVAL);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_force(NULL));
+	cr_assert_eq(errno, EINVAL);
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_get(NULL));
+	cr_assert_eq(errno, EINVAL);
+	free(lazy);
+}
+
+static wof_lazy_cell_t reentrant_lazy;
+static void *lazy_reentry_force, *lazy_reentry_get;
+static int lazy_reentry_force_errno, lazy_reentry_get_errno;
+
+static void *lazy_reentrant_init(void *arg)
+{
+	init_calls++;
+	errno = VH_ERRNO_SENTINEL;
+	lazy_reentry_force = wof_lazy_cell_force(&reentrant_lazy);
+	lazy_reentry_force_errno = errno;
+	errno = VH_ERRNO_SENTINEL;
+	lazy_reentry_get = wof_lazy_cell_get(&reentrant_lazy);
+	lazy_reentry_get_errno = errno;
+	return arg;
+}
+
+static wof_lazy_cell_t reentrant_lazy = WOF_LAZY_CELL_INIT(lazy_reentrant_init, &value_a);
+
+Test(lazy_cell, reentry_is_null_with_edeadlk, .timeout = 10)
+{
+	cr_assert_eq(wof_lazy_cell_force(&reentrant_lazy), &value_a);
+	cr_assert_null(lazy_reentry_force);
+	cr_assert_eq(lazy_reentry_force_errno, EDEADLK);
+	cr_assert_null(lazy_reentry_get);
+	cr_assert_eq(lazy_reentry_get_errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 1, "no recursion");
+	cr_assert_eq(wof_lazy_cell_get(&reentrant_lazy), &value_a);
+}
+
+/* ---- _Thread_local cells: one value per thread ------------------------------------------------ */
+
+struct per_thread {
+	int value;
+	pthread_t owner;
+};
+
+static unsigned tls_inits;
+
+static void *tls_init(void *arg)
+{
+	static struct per_thread slots[64];
+	unsigned i = __atomic_fetch_add(&tls_inits, 1, __ATOMIC_RELAXED);
+
+	(void)arg;
+	if (i >= 64)
+		return NULL;
+	slots[i].value = (int)i;
+	slots[i].owner = pthread_self();
+	return &slots[i];
+}
+
+static _Thread_local wof_once_cell_t tls_cell = WOF_ONCE_CELL_INIT;
+static _Thread_local wof_lazy_cell_t tls_lazy = WOF_LAZY_CELL_INIT(tls_init, NULL);
+
+struct tls_result {
+	pthread_barrier_t *barrier;
+	struct per_thread *cell, *lazy;
+	bool stable;
+};
+
+static void *tls_thread(void *arg)
+{
+	struct tls_result *r = arg;
+
+	pthread_barrier_wait(r->barrier);
+	r->cell = wof_once_cell_get_or_init(&tls_cell, tls_init, NULL);
+	r->lazy = wof_lazy_cell_force(&tls_lazy);
+	pthread_barrier_wait(r->barrier); /* all threads hold their values at once */
+	r->stable = r->cell && r->lazy && wof_once_cell_get(&tls_cell) == r->cell &&
+	            wof_lazy_cell_get(&tls_lazy) == r->lazy &&
+	            pthread_equal(r->cell->owner, pthread_self()) &&
+	            pthread_equal(r->lazy->owner, pthread_self());
+	return NULL;
+}
+
+Test(once_cell, thread_local_cells_give_each_thread_its_own_value, .timeout = 20)
+{
+	enum { N = 8 };
+	pthread_barrier_t barrier;
+	pthread_t threads[N];
+	struct tls_result results[N];
+
+	pthread_barrier_init(&barrier, NULL, N);
+	for (int i = 0; i < N; i++) {
+		results[i] = (struct tls_result){ .barrier = &barrier };
+		cr_assert_eq(pthread_create(&threads[i], NULL, tls_thread, &results[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&barrier);
+	cr_assert_eq(tls_inits, 2 * N, "one init per thread per cell");
+	for (int i = 0; i < N; i++) {
+		cr_assert(results[i].stable, "thread %d", i);
+		for (int j = 0; j < i; j++) {
+			cr_assert_neq(results[i].cell, results[j].cell);
+			cr_assert_neq(results[i].lazy, results[j].lazy);
+		}
+	}
+	cr_assert_null(wof_once_cell_get(&tls_cell), "the main thread's cell is untouched");
+	cr_assert_null(wof_lazy_cell_get(&tls_lazy));
+}
+
+/* ---- fork ------------------------------------------------------------------------------------- */
+
+static int pid_value;
+
+static void *pid_init(void *arg)
+{
+	(void)arg;
+	init_calls++;
+	pid_value = (int)getpid();
+	return &pid_value;
+}
+
+static wof_once_cell_t fork_cell = WOF_ONCE_CELL_INIT;
+static wof_lazy_cell_t fork_lazy = WOF_LAZY_CELL_INIT(pid_init, NULL);
+static _Thread_local wof_once_cell_t fork_tls_cell = WOF_ONCE_CELL_INIT;
+static _Thread_local wof_lazy_cell_t fork_tls_lazy = WOF_LAZY_CELL_INIT(pid_init, NULL);
+
+static int child_cells_reinitialise(void *arg)
+{
+	(void)arg;
+	unsigned before = init_calls;
+
+	errno = VH_ERRNO_SENTINEL;
+	VH_CHECK(wof_once_cell_get(&fork_cell) == NULL);
+	VH_CHECK(wof_lazy_cell_get(&fork_lazy) == NULL);
+	VH_CHECK(wof_once_cell_get(&fork_tls_cell) == NULL);
+	VH_CHECK(wof_lazy_cell_get(&fork_tls_lazy) == NULL);
+	VH_CHECK(wof_once_cell_take(&fork_cell) == NULL);
+	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	VH_CHECK(init_calls == before);
+	VH_CHECK(wof_once_cell_get_or_init(&fork_cell, pid_init, NULL) == &pid_value);
+	VH_CHECK(pid_value == (int)getpid());
+	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	VH_CHECK(wof_once_cell_get_or_init(&fork_tls_cell, pid_init, NULL) == &pid_value);
+	VH_CHECK(wof_lazy_cell_force(&fork_tls_lazy) == &pid_value);
+	VH_CHECK(init_calls == before + 4);
+	VH_CHECK(wof_once_cell_set(&fork_cell, &value_a) == EEXIST);
+	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	VH_CHECK(init_calls == before + 4);
+	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	return 0;
+}
+
+/* The first call in the child is a set, a force, a try_insert or a get_or_try_init. */
+static int child_cells_first_call_kinds(void *arg)
+{
+	(void)arg;
+	void *out = NULL;
+
+	VH_CHECK(wof_once_cell_set(&fork_cell, &value_b) == 0);
+	VH_CHECK(wof_once_cell_get(&fork_cell) == &value_b);
+	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	VH_CHECK(wof_once_cell_try_insert(&fork_tls_cell, &value_c, &out) == 0 && out == &value_c);
+	VH_CHECK(wof_once_cell_get(&fork_tls_cell) == &value_c);
+	return 0;
+}
+
+static int child_cells_try_init_first(void *arg)
+{
+	(void)arg;
+	void *out = NULL;
+
+	VH_CHECK(wof_once_cell_get_or_try_init(&fork_cell, try_ok, &value_c, &out) == 0);
+	VH_CHECK(out == &value_c);
+	return 0;
+}
+
+static int child_and_grandchild(void *arg)
+{
+	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+
+	VH_CHECK(child_cells_reinitialise(NULL) == 0);
+	VH_CHECK(vh_in_child(how, child_cells_reinitialise, NULL) == 0);
+	VH_CHECK(pid_value == (int)getpid());
+	VH_CHECK(wof_once_cell_get(&fork_cell) == &pid_value);
+	return 0;
+}
+
+VH_FORK_TEST(once_cell, fork_child_sees_cells_uninitialised, .timeout = 30)
+{
+	cr_assert_eq(wof_once_cell_get_or_init(&fork_cell, init_arg, &value_a), &value_a);
+	cr_assert_eq(wof_lazy_cell_force(&fork_lazy), &pid_value);
+	cr_assert_eq(wof_once_cell_set(&fork_tls_cell, &value_a), 0);
+	cr_assert_eq(wof_lazy_cell_force(&fork_tls_lazy), &pid_value);
+	cr_assert_eq(init_calls, 3);
+	VH_ASSERT_CHILD(how, child_cells_reinitialise, NULL);
+	VH_ASSERT_CHILD(how, child_cells_first_call_kinds, NULL);
+	VH_ASSERT_CHILD(how, child_cells_try_init_first, NULL);
+	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	cr_assert_eq(wof_once_cell_get(&fork_cell), &value_a, "the parent keeps its values");
+	cr_assert_eq(wof_lazy_cell_get(&fork_lazy), &pid_value);
+	cr_assert_eq(wof_once_cell_get(&fork_tls_cell), &value_a);
+	cr_assert_eq(pid_value, (int)getpid());
+	cr_assert_eq(init_calls, 3);
+}
+
+/* A _Thread_local cell of a thread other than main, forked from that thread. */
+static void *fork_from_thread(void *arg)
+{
+	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	static int rc;
+
+	if (wof_once_cell_set(&fork_tls_cell, &value_b) != 0)
+		return (void *)"set";
+	rc = vh_in_child(how, child_cells_reinitialise, NULL);
+	if (rc != 0)
+		return vh_why;
+	if (wof_once_cell_get(&fork_tls_cell) != &value_b)
+		return (void *)"the forking thread lost its value";
+	return NULL;
+}
+
+VH_FORK_TEST(once_cell, fork_from_a_thread_child_sees_its_tls_cells_uninitialised, .timeout = 30)
+{
+	pthread_t thread;
+	void *why;
+
+	cr_assert_eq(pthread_create(&thread, NULL, fork_from_thread, &how), 0);
+	pthread_join(thread, &why);
+	cr_assert_null(why, "%s", why ? (const char *)why : "");
+}
