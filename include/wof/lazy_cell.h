@@ -20,7 +20,21 @@ typedef struct wof_lazy_cell {
 	void *_wof_arg;                /* never touch */
 } wof_lazy_cell_t;
 
+/**
+ * WOF_LAZY_CELL_INIT() - static initialiser of a lazy cell made by `void *init(void *arg)`.
+ *
+ * Memory ordering: none; a constant.
+ * Fork: init runs on first use in each process.
+ */
 #define WOF_LAZY_CELL_INIT(init, arg) { WOF_ONCE_CELL_INIT, (init), (arg) }
+/**
+ * WOF_LAZY_CELL_INIT_ON_WIPE() - WOF_LAZY_CELL_INIT() with an on_wipe hook.
+ *
+ * `void on_wipe(void *stale)` as for WOF_ONCE_LOCK_INIT_ON_WIPE().
+ *
+ * Memory ordering: none; a constant.
+ * Fork: on_wipe sees the value held at fork, once per child, before init runs again there.
+ */
 #define WOF_LAZY_CELL_INIT_ON_WIPE(init, arg, on_wipe)                                            \
 	{ WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe), (init), (arg) }
 

@@ -21,7 +21,21 @@ typedef struct wof_lazy_lock {
 	void *_wof_arg;                /* never touch */
 } wof_lazy_lock_t;
 
+/**
+ * WOF_LAZY_LOCK_INIT() - static initialiser of a lazy lock made by `void *init(void *arg)`.
+ *
+ * Memory ordering: none; a constant.
+ * Fork: init runs on first use in each process.
+ */
 #define WOF_LAZY_LOCK_INIT(init, arg) { WOF_ONCE_LOCK_INIT, (init), (arg) }
+/**
+ * WOF_LAZY_LOCK_INIT_ON_WIPE() - WOF_LAZY_LOCK_INIT() with an on_wipe hook.
+ *
+ * `void on_wipe(void *stale)` as for WOF_ONCE_LOCK_INIT_ON_WIPE().
+ *
+ * Memory ordering: none; a constant.
+ * Fork: on_wipe sees the value held at fork, once per child, before init runs again there.
+ */
 #define WOF_LAZY_LOCK_INIT_ON_WIPE(init, arg, on_wipe)                                            \
 	{ WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe), (init), (arg) }
 

@@ -19,6 +19,12 @@ typedef struct wof_once {
 	uint64_t _wof_word WOF_ALIGNED8;
 } wof_once_t;
 
+/**
+ * WOF_ONCE_INIT - static initialiser of an incomplete wof_once_t; the same as all-zero bytes.
+ *
+ * Memory ordering: none; a constant.
+ * Fork: a once that never ran is incomplete in every process.
+ */
 #define WOF_ONCE_INIT { 0 }
 
 /* Out-of-line slow paths (src/once.c). Never call them directly. */

@@ -24,7 +24,21 @@ typedef struct wof_once_lock {
 	void (*_wof_on_wipe)(void *);  /* never touch: from WOF_ONCE_LOCK_INIT_ON_WIPE  */
 } wof_once_lock_t;
 
+/**
+ * WOF_ONCE_LOCK_INIT - static initialiser of an empty wof_once_lock_t; the same as all-zero.
+ *
+ * Memory ordering: none; a constant.
+ * Fork: empty in every process until a value is set there.
+ */
 #define WOF_ONCE_LOCK_INIT { WOF_ONCE_INIT, 0, 0 }
+/**
+ * WOF_ONCE_LOCK_INIT_ON_WIPE() - static initialiser of an empty lock with an on_wipe hook.
+ *
+ * `void on_wipe(void *stale)` is called in each child as described for struct wof_once_lock.
+ *
+ * Memory ordering: none; a constant.
+ * Fork: on_wipe sees the value held at fork, once per child, before any re-initialisation.
+ */
 #define WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) { WOF_ONCE_INIT, 0, (on_wipe) }
 
 /* Out-of-line slow paths (src/once_lock.c). Never call them directly. */
