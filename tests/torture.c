@@ -441,7 +441,41 @@ static unsigned verify_process(void)
 struct child {
 	pid_t pid;
 	int64_t deadline;
+	enum path path;
 };
+
+/* Async-signal-safe diagnostics (a child made by _Fork or clone may not use stdio): one line
+ * "torture: <what> pid <pid> (<path>, depth <depth>) <value>" with write(2). */
+static void say(const char *what, pid_t pid, enum path path, long value)
+{
+	char line[160], num[24];
+	size_t len = 0;
+	const char *parts[] = { "torture: ", what, " pid ", NULL, " (", path_names[path],
+		                ", depth ", NULL, ") ", NULL, "\n" };
+	long nums[] = { pid, depth + 1, value };
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+		const char *part = parts[i];
+		if (!part) {
+			long v = nums[n++];
+			char *q = num + sizeof num;
+			bool neg = v < 0;
+			unsigned long u = neg ? -(unsigned long)v : (unsigned long)v;
+			*--q = 0;
+			do
+				*--q = (char)('0' + u % 10);
+			while (u /= 10);
+			if (neg)
+				*--q = '-';
+			part = q;
+		}
+		for (; *part && len < sizeof line - 1; part++)
+			line[len++] = *part;
+	}
+	ssize_t ignored = write(STDOUT_FILENO, line, len);
+	(void)ignored;
+}
 
 /* Reap children; kill those past their deadline. wait_all: until none is left. */
 static void reap(struct child *kids, unsigned *nkids, bool wait_all)
@@ -455,12 +489,14 @@ static void reap(struct child *kids, unsigned *nkids, bool wait_all)
 				kill(kids[i].pid, SIGKILL);
 				waitpid(kids[i].pid, &status, 0);
 				atomic_fetch_add_explicit(&ledger->hangs, 1, memory_order_relaxed);
+				say("hang: killed", kids[i].pid, kids[i].path, 0);
 				r = kids[i].pid;
 				status = 0;
 			} else if (r == kids[i].pid &&
 			           (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
 				atomic_fetch_add_explicit(&ledger->bad_exits, 1,
 				                          memory_order_relaxed);
+				say("failed: status", kids[i].pid, kids[i].path, status);
 			}
 			if (r == kids[i].pid || (r < 0 && errno == ECHILD))
 				kids[i] = kids[--*nkids];
@@ -497,7 +533,7 @@ static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threa
 	if (pid < 0)
 		return;
 	atomic_fetch_add_explicit(&ledger->forks[path], 1, memory_order_relaxed);
-	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS };
+	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS, path };
 }
 
 #define MAX_KIDS 6
