@@ -53,7 +53,9 @@
 #define MAX_THREADS 32
 #define MAX_PROCS (1 << 18) /* ledger rows; later children exit at once */
 #define MAX_DEPTH 3
-#define CHILD_DEADLINE_NS (20 * 1000000000LL)
+/* A child's deadline covers its own subtree, whose deepest children have theirs: so it grows
+ * with the levels below it, or a loaded machine passes for a hang. */
+#define CHILD_DEADLINE_NS(depth) ((int64_t)(20 + 20 * (MAX_DEPTH - (depth))) * 1000000000)
 #define POOL 65536
 
 enum type { T_ONCE, T_TRY, T_LOCK, T_LAZY, T_STATIC, T_CELL, T_PRIVATE, TYPES };
@@ -533,7 +535,7 @@ static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threa
 	if (pid < 0)
 		return;
 	atomic_fetch_add_explicit(&ledger->forks[path], 1, memory_order_relaxed);
-	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS, path };
+	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS(depth + 1), path };
 }
 
 #define MAX_KIDS 6
