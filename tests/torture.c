@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 	         "torture: FAILED: hang in the top process; reproduce with: torture %u %u %u %llu\n",
 	         nthreads, nobjects, seconds, seed);
 	signal(SIGALRM, on_alarm);
-	alarm(seconds + 60);
+	alarm(seconds + 180); /* past every child's deadline */
 
 	run_process(now_ns() + (int64_t)seconds * 1000000000, nthreads > 0);
 	unsigned bad = verify_process();
