@@ -24,8 +24,11 @@ static void lazy_static_wipe(void *ctx, bool held)
 {
 	struct lazy_static *lazy = ctx;
 
-	if (held && lazy->on_wipe)
+	if (held && lazy->on_wipe) {
+		int saved_errno = errno; /* the hook's errno is not the caller's */
 		lazy->on_wipe(lazy->slot);
+		errno = saved_errno;
+	}
 	memset(lazy->slot, 0, lazy->size);
 }
 

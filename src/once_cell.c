@@ -28,8 +28,11 @@ static void cell_sync(wof_once_cell_t *cell)
 	cell->_wof_value = NULL;
 	cell->_wof_busy = 0;
 	cell->_wof_gen = gen;
-	if (held && cell->_wof_on_wipe)
+	if (held && cell->_wof_on_wipe) {
+		int saved_errno = errno; /* the hook's errno is not the caller's */
 		cell->_wof_on_wipe(stale);
+		errno = saved_errno;
+	}
 }
 
 WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell)
@@ -65,22 +68,28 @@ WOF_API int wof_once_cell_set(wof_once_cell_t *cell, void *value)
 	return wof_once_cell_try_insert(cell, value, NULL);
 }
 
-/* Run init with the cell marked busy; store its value unless init forked (we are the child). */
-static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ctx)
+/*
+ * Run init with the cell marked busy and hand its value to *out; store it unless init forked
+ * and this is the child, where the cell stays uninitialised (the value was made for the
+ * parent's cell) but the caller still gets what its init made.
+ */
+static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ctx, void **out)
 {
 	uint32_t gen = cell->_wof_gen;
 	void *value = NULL;
 
 	cell->_wof_busy = 1;
 	int rc = run(ctx, &value);
-	if (wof_internal_generation() != gen)
-		return rc ? rc : (value ? 0 : EINVAL);
-	cell->_wof_busy = 0;
+	bool forked = wof_internal_generation() != gen;
+	if (!forked)
+		cell->_wof_busy = 0;
 	if (rc)
 		return rc;
 	if (!value)
 		return EINVAL;
-	cell->_wof_value = value;
+	if (!forked)
+		cell->_wof_value = value;
+	*out = value;
 	return 0;
 }
 
@@ -90,21 +99,21 @@ static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ct
 struct init {
 	void *(*init)(void *);
 	void *arg;
-	void *value;
 };
 
 static int init_run(void *ctx, void **out)
 {
 	struct init *init = ctx;
 
-	init->value = *out = init->init(init->arg);
+	*out = init->init(init->arg);
 	return *out ? 0 : INIT_FAILED;
 }
 
 WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
                                                                void *(*fn)(void *), void *arg)
 {
-	struct init init = { fn, arg, NULL };
+	struct init init = { fn, arg };
+	void *value;
 
 	if (!cell || !fn) {
 		errno = EINVAL;
@@ -117,9 +126,9 @@ WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *
 		errno = EDEADLK;
 		return NULL;
 	}
-	int rc = cell_run(cell, init_run, &init);
+	int rc = cell_run(cell, init_run, &init, &value);
 	if (rc == 0)
-		return init.value;
+		return value;
 	if (rc != INIT_FAILED)
 		errno = rc;
 	return NULL;
@@ -132,15 +141,13 @@ WOF_API int wof_once_cell_get_or_try_init(wof_once_cell_t *cell,
 	if (!cell || !fn || !out)
 		return EINVAL;
 	cell_sync(cell);
-	if (!cell->_wof_value) {
-		if (cell->_wof_busy)
-			return EDEADLK;
-		int rc = cell_run(cell, fn, arg);
-		if (rc)
-			return rc;
+	if (cell->_wof_value) {
+		*out = cell->_wof_value;
+		return 0;
 	}
-	*out = cell->_wof_value;
-	return 0;
+	if (cell->_wof_busy)
+		return EDEADLK;
+	return cell_run(cell, fn, arg, out);
 }
 
 WOF_API void *wof_once_cell_take(wof_once_cell_t *cell)

@@ -16,15 +16,26 @@
 #include "wof-private.h"
 #include <wof/once_lock.h>
 
+
+/* Relaxed: published by the once word's release; atomic for the reason given at
+ * wof_internal_once_lock_value (include/wof/once_lock.h). */
+static void value_store(wof_once_lock_t *lock, void *value)
+{
+	__atomic_store_n(&lock->_wof_value, value, __ATOMIC_RELAXED);
+}
+
 /* Runs inside a once run, so at most once per lock per process and before any init. */
 static void wipe_value(void *ctx, bool held)
 {
 	wof_once_lock_t *lock = ctx;
-	void *stale = lock->_wof_value;
+	void *stale = wof_internal_once_lock_value(lock);
 
-	lock->_wof_value = NULL;
-	if (held && stale && lock->_wof_on_wipe)
+	value_store(lock, NULL);
+	if (held && stale && lock->_wof_on_wipe) {
+		int saved_errno = errno; /* the hook's errno is not the caller's */
 		lock->_wof_on_wipe(stale);
+		errno = saved_errno;
+	}
 }
 
 static int run_locked(wof_once_lock_t *lock, int (*fn)(void *), void *arg)
@@ -42,7 +53,7 @@ static int insert_run(void *arg)
 {
 	struct insert *insert = arg;
 
-	insert->lock->_wof_value = insert->value;
+	value_store(insert->lock, insert->value);
 	insert->stored = true;
 	return 0;
 }
@@ -57,7 +68,7 @@ WOF_API int wof_once_lock_try_insert(wof_once_lock_t *lock, void *value, void **
 	if (rc)
 		return rc;
 	if (current)
-		*current = lock->_wof_value;
+		*current = wof_internal_once_lock_value(lock);
 	return insert.stored ? 0 : EEXIST;
 }
 
@@ -73,7 +84,9 @@ WOF_API WOF_COLD void *wof_internal_once_lock_get_slow(wof_once_lock_t *lock)
 		return NULL;
 	}
 	wof_internal_once_sync(&lock->_wof_once, wipe_value, lock);
-	return wof_internal_once_done(&lock->_wof_once) ? lock->_wof_value : NULL;
+	if (!wof_internal_once_done(&lock->_wof_once))
+		return NULL;
+	return wof_internal_once_lock_value(lock);
 }
 
 /* An init's failure, as opposed to wof's own EDEADLK/EINVAL: errno is init's. */
@@ -92,7 +105,7 @@ static int init_run(void *arg)
 
 	if (!value)
 		return INIT_FAILED;
-	init->lock->_wof_value = value;
+	value_store(init->lock, value);
 	return 0;
 }
 
@@ -107,7 +120,7 @@ WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *
 	}
 	int rc = run_locked(lock, init_run, &init);
 	if (rc == 0)
-		return lock->_wof_value;
+		return wof_internal_once_lock_value(lock);
 	if (rc != INIT_FAILED)
 		errno = rc;
 	return NULL;
@@ -129,7 +142,7 @@ static int try_init_run(void *arg)
 		return rc;
 	if (!value)
 		return EINVAL;
-	init->lock->_wof_value = value;
+	value_store(init->lock, value);
 	return 0;
 }
 
@@ -143,7 +156,7 @@ WOF_API int wof_once_lock_get_or_try_init(wof_once_lock_t *lock,
 		return EINVAL;
 	int rc = wof_internal_once_done(&lock->_wof_once) ? 0 : run_locked(lock, try_init_run, &init);
 	if (rc == 0)
-		*out = lock->_wof_value;
+		*out = wof_internal_once_lock_value(lock);
 	return rc;
 }
 
@@ -158,7 +171,7 @@ WOF_API void *wof_once_lock_wait(wof_once_lock_t *lock)
 		errno = rc;
 		return NULL;
 	}
-	return lock->_wof_value;
+	return wof_internal_once_lock_value(lock);
 }
 
 WOF_API void *wof_once_lock_take(wof_once_lock_t *lock)
@@ -170,8 +183,8 @@ WOF_API void *wof_once_lock_take(wof_once_lock_t *lock)
 	wof_internal_once_sync(&lock->_wof_once, wipe_value, lock);
 	if (!wof_internal_once_done(&lock->_wof_once))
 		return NULL;
-	void *value = lock->_wof_value;
-	lock->_wof_value = NULL;
+	void *value = wof_internal_once_lock_value(lock);
+	value_store(lock, NULL);
 	/* Relaxed: the caller guarantees exclusive use; all-zero is the pristine lock. */
 	__atomic_store_n(&lock->_wof_once._wof_word, 0, __ATOMIC_RELAXED);
 	return value;

@@ -54,7 +54,7 @@ typedef struct wof_lazy_lock {
 static inline void *wof_lazy_lock_force(wof_lazy_lock_t *lazy)
 {
 	if (WOF_LIKELY(lazy != NULL) && wof_internal_once_done(&lazy->_wof_lock._wof_once))
-		return lazy->_wof_lock._wof_value;
+		return wof_internal_once_lock_value(&lazy->_wof_lock);
 	return wof_internal_once_lock_get_or_init_slow(lazy ? &lazy->_wof_lock : NULL,
 	                                               lazy ? lazy->_wof_init : NULL,
 	                                               lazy ? lazy->_wof_arg : NULL);

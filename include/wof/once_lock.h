@@ -41,6 +41,13 @@ typedef struct wof_once_lock {
  */
 #define WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) { WOF_ONCE_INIT, 0, (on_wipe) }
 
+/* The value, once the once is seen completed. Relaxed: ordered by the once word's acquire;
+ * atomic only so that race detectors, which lose track of threads across fork, stay quiet. */
+static inline void *wof_internal_once_lock_value(const wof_once_lock_t *lock)
+{
+	return __atomic_load_n(&lock->_wof_value, __ATOMIC_RELAXED);
+}
+
 /* Out-of-line slow paths (src/once_lock.c). Never call them directly. */
 WOF_API WOF_COLD void *wof_internal_once_lock_get_slow(wof_once_lock_t *lock);
 WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *lock,
@@ -57,7 +64,7 @@ WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *
 static inline void *wof_once_lock_get(wof_once_lock_t *lock)
 {
 	if (WOF_LIKELY(lock != NULL) && wof_internal_once_done(&lock->_wof_once))
-		return lock->_wof_value;
+		return wof_internal_once_lock_value(lock);
 	return wof_internal_once_lock_get_slow(lock);
 }
 
@@ -103,7 +110,7 @@ static inline void *wof_once_lock_get_or_init(wof_once_lock_t *lock, void *(*ini
                                               void *arg)
 {
 	if (WOF_LIKELY(lock != NULL) && wof_internal_once_done(&lock->_wof_once))
-		return lock->_wof_value;
+		return wof_internal_once_lock_value(lock);
 	return wof_internal_once_lock_get_or_init_slow(lock, init, arg);
 }
 
