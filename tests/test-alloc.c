@@ -23,7 +23,16 @@ static void count_one(void)
 		__atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
 }
 
+/* gcc says __SANITIZE_ADDRESS__; clang 14 only answers __has_feature(address_sanitizer). */
 #if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+#ifdef TEST_ASAN
 int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
                                               void (*free_hook)(const volatile void *));
 
