@@ -7,7 +7,9 @@
  *
  *   usage: dlopen-fork /path/to/libwof.so      exit 0 passed, 1 failed, 77 skipped
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>

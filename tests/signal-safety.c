@@ -8,7 +8,9 @@
  *
  *   usage: signal-safety [signals]      exit 0 = passed, 1 = failed
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>

@@ -4,7 +4,9 @@
  * with EINVAL, and a once word that no wof code could have written stops a debug build with a
  * clear message (release builds refuse it with EINVAL).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>

@@ -19,7 +19,9 @@
  * only use async-signal-safe functions -- which is all wof needs, and all this child does.
  * Under ThreadSanitizer only fork() is used and children stay single-threaded (TOOLCHAIN.md).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
