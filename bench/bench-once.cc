@@ -7,30 +7,17 @@
 // with like (bench/ratios.py prints them). wof_generation(), the out-of-line generation lookup,
 // is measured too.
 //
-// Fairness: every peer's object is a global with external linkage, completed before the timed
-// loop, and every iteration is the same statement: `int rc = Peer::call(&object);
-// benchmark::DoNotOptimize(rc);`. DoNotOptimize's "memory" clobber makes the compiler reload the
-// object each iteration, so no load is hoisted out of the loop. Every peer's fast path is
-// whatever its header offers (inline for the flag, wof, the local static and absl; a call into
-// libc for pthread_once and C11; libstdc++'s std::call_once is a call to pthread_once).
-// The *_via_ptr rows also pass the object through a pointer the compiler cannot see through
-// (so wof's NULL test is no longer folded away), identically for the flag and for wof.
+// The harness, the floor and pthread_once are in bench/fastpath.hh (shared with bench-values.cc),
+// which describes how the loops are kept fair. Every peer's fast path is whatever its header
+// offers: inline for the flag, wof, the local static and absl; a call into libc for
+// pthread_once and C11; libstdc++'s std::call_once is a call to pthread_once.
 //
-// Threads(2) runs both threads on the same object. Time is CPU time (the default; the machine
-// has two cores and is shared). Google Benchmark 1.7.1 divides rate counters by the CPU time
-// summed over all threads, so items_per_second is a per-thread rate; agg_items_per_second
-// multiplies it by the thread count: the aggregate throughput of all threads, each on its own
-// core, so that "2 threads >= 1.8x one thread" reads straight off that column.
-//
-// Each initialiser counts its runs; a row whose initialiser did not run exactly once reports
-// an error instead of a time.
+// Threads(2) runs both threads on the same object; "2 threads >= 1.8x one thread" reads straight
+// off the agg_items_per_second column. The `_x8` rows make 8 calls per iteration in straight-line
+// code (fastpath.hh). The `whatif_` rows price two fast paths wof could have instead.
 
-#include <benchmark/benchmark.h>
+#include "fastpath.hh"
 
-#include <pthread.h>
-
-#include <atomic>
-#include <cstdint>
 #include <mutex>
 
 #include <wof.h>
@@ -45,15 +32,11 @@ extern "C" void wof_bench_c11_call_once(void (*fn)(void)); // bench/baseline-c11
 #include <absl/base/call_once.h>
 #endif
 
-#define WOF_BENCH_NOINLINE __attribute__((__noinline__, __cold__))
-#define WOF_BENCH_LIKELY(x) __builtin_expect(!!(x), 1)
-
 namespace wof_bench {
 
-// The objects under test: globals with external linkage, each on its own cache line.
-alignas(64) std::atomic<bool> bare_flag{false};
+// The objects under test: globals with external linkage, each on its own cache line (the floor
+// and pthread_once's are in fastpath.hh).
 alignas(64) wof_once_t wof_once = WOF_ONCE_INIT;
-alignas(64) pthread_once_t posix_once = PTHREAD_ONCE_INIT;
 #if WOF_BENCH_C11_DIRECT
 alignas(64) once_flag c11_once = ONCE_FLAG_INIT;
 #endif
@@ -62,47 +45,7 @@ alignas(64) std::once_flag std_once;
 alignas(64) absl::once_flag absl_once;
 #endif
 
-// How often each initialiser ran; written only on the slow paths.
-enum Peer { BARE, WOF, POSIX, C11, STD, LOCAL_STATIC, ABSL, NPEERS };
-alignas(64) std::atomic<unsigned> runs[NPEERS];
-
-static unsigned note_run(Peer peer)
-{
-	// Relaxed: read after the runs it counts, by the thread that completed or waited for them.
-	return runs[peer].fetch_add(1, std::memory_order_relaxed) + 1;
-}
-
-// 1. The floor: one acquire load and a branch; a mutex-protected slow path out of line.
-pthread_mutex_t bare_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-WOF_BENCH_NOINLINE int bare_flag_slow(std::atomic<bool> *flag)
-{
-	pthread_mutex_lock(&bare_mutex);
-	// Relaxed: the mutex orders this load against the store of the thread that set the flag.
-	if (!flag->load(std::memory_order_relaxed)) {
-		note_run(BARE);
-		// Release: pairs with the acquire load of the fast path.
-		flag->store(true, std::memory_order_release);
-	}
-	pthread_mutex_unlock(&bare_mutex);
-	return 0;
-}
-
-struct BareFlag {
-	using Object = std::atomic<bool>;
-	static constexpr Peer peer = BARE;
-	static Object *object() { return &bare_flag; }
-	static int call(Object *flag)
-	{
-		// Acquire: pairs with the release in bare_flag_slow.
-		if (WOF_BENCH_LIKELY(flag->load(std::memory_order_acquire)))
-			return 0;
-		return bare_flag_slow(flag);
-	}
-	static void prepare() { (void)call(object()); }
-};
-
-// 2. wof.
+// 3. wof.
 static void wof_init(void *arg)
 {
 	(void)arg;
@@ -123,20 +66,6 @@ struct WofOnceIsCompleted {
 	static Object *object() { return &wof_once; }
 	static int call(Object *once) { return wof_once_is_completed(once) ? 0 : 1; }
 	static void prepare() { (void)WofOnceCall::call(object()); }
-};
-
-// 3. pthread_once.
-static void posix_init(void)
-{
-	note_run(POSIX);
-}
-
-struct PosixOnce {
-	using Object = pthread_once_t;
-	static constexpr Peer peer = POSIX;
-	static Object *object() { return &posix_once; }
-	static int call(Object *once) { return pthread_once(once, posix_init); }
-	static void prepare() { (void)call(object()); }
 };
 
 // 4. C11 call_once.
@@ -239,50 +168,70 @@ struct AbslCallOnce {
 // wof_generation(): exported, out of line (a PLT call from here).
 struct WofGeneration {
 	using Object = int;
-	static constexpr Peer peer = NPEERS; // runs nothing
+	static constexpr Peer peer = NONE; // runs nothing
 	static Object *object() { return nullptr; }
 	static int call(Object *) { return static_cast<int>(wof_generation()); }
 	static void prepare() {}
 };
 
-static void finish(benchmark::State &state, Peer peer)
+// What-if rows: not wof's code, a measurement of two fast paths wof could have instead
+// (docs/benchmarks.md, Findings). Both read the real once word of `wof_once` and fall back to
+// the real wof_once_call(); only the comparison differs. Today's fast path loads the once
+// word, the exported cell pointer and the 32-bit generation, then shifts and ors it into the
+// expected word: 3 loads and 2 ALU operations before the compare.
+//  - whatif_complete_word: the wipe-on-fork page also holds the completed word itself,
+//    (generation << 32) | COMPLETE, precomputed: load the once word, load the pointer, compare
+//    with the word it points to (no shift, no or).
+//  - whatif_fixed_word: the same word at an address the code knows (no pointer to follow).
+// Neither is fork-safe here (the words below are plain memory, filled in by prepare()); they
+// only price the instructions.
+alignas(64) uint64_t whatif_word_fixed;
+alignas(64) uint64_t *whatif_word_cell = &whatif_word_fixed;
+
+static int whatif_fallback(wof_once_t *once)
 {
-	state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
-	state.counters["agg_items_per_second"] =
-		benchmark::Counter(static_cast<double>(state.iterations()) * state.threads(),
-		                   benchmark::Counter::kIsRate);
-	if (peer != NPEERS && runs[peer].load(std::memory_order_relaxed) != 1)
-		state.SkipWithError("the initialiser did not run exactly once");
+	return wof_once_call(once, wof_init, nullptr);
 }
 
-// The object as its callers name it: a global, whose address the compiler knows.
-template <class P> void completed(benchmark::State &state)
+static void whatif_prepare()
 {
-	P::prepare();
-	for (auto _ : state) {
-		int rc = P::call(P::object());
-		benchmark::DoNotOptimize(rc);
+	(void)WofOnceCall::call(&wof_once);
+	static uint64_t *page = new uint64_t[8]();
+	*page = wof_internal_once_word(wof_generation(), WOF_INTERNAL_ONCE_COMPLETE);
+	whatif_word_fixed = *page;
+	// Release: nothing reads it concurrently yet; matches the acquire in call().
+	__atomic_store_n(&whatif_word_cell, page, __ATOMIC_RELEASE);
+}
+
+struct WhatIfCompleteWord {
+	using Object = wof_once_t;
+	static constexpr Peer peer = WOF;
+	static Object *object() { return &wof_once; }
+	static int call(Object *once)
+	{
+		// Acquire, as wof_internal_once_done.
+		uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+		uint64_t *cell = __atomic_load_n(&whatif_word_cell, __ATOMIC_ACQUIRE);
+		if (WOF_BENCH_LIKELY(word == __atomic_load_n(cell, __ATOMIC_RELAXED)))
+			return 0;
+		return whatif_fallback(once);
 	}
-	finish(state, P::peer);
-}
+	static void prepare() { whatif_prepare(); }
+};
 
-// The object through a pointer the compiler cannot see through, laundered every iteration.
-template <class P> void completed_via_ptr(benchmark::State &state)
-{
-	P::prepare();
-	for (auto _ : state) {
-		typename P::Object *object = P::object();
-		benchmark::DoNotOptimize(object);
-		int rc = P::call(object);
-		benchmark::DoNotOptimize(rc);
+struct WhatIfFixedWord {
+	using Object = wof_once_t;
+	static constexpr Peer peer = WOF;
+	static Object *object() { return &wof_once; }
+	static int call(Object *once)
+	{
+		uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+		if (WOF_BENCH_LIKELY(word == __atomic_load_n(&whatif_word_fixed, __ATOMIC_RELAXED)))
+			return 0;
+		return whatif_fallback(once);
 	}
-	finish(state, P::peer);
-}
-
-static void add(const char *name, void (*fn)(benchmark::State &))
-{
-	benchmark::RegisterBenchmark(name, fn)->Threads(1)->Threads(2);
-}
+	static void prepare() { whatif_prepare(); }
+};
 
 // Registered in this order, which is the order of the report and of bench/ratios.py's table.
 [[maybe_unused]] const bool registered = [] {
@@ -303,6 +252,17 @@ static void add(const char *name, void (*fn)(benchmark::State &))
 	add("wof_generation", completed<WofGeneration>);
 	add("bare_flag_via_ptr", completed_via_ptr<BareFlag>);
 	add("wof_once_call_via_ptr", completed_via_ptr<WofOnceCall>);
+	add("bare_flag_x8", completed_x8<BareFlag>);
+	add("wof_once_call_x8", completed_x8<WofOnceCall>);
+	add("pthread_once_x8", completed_x8<PosixOnce>);
+	add("local_static_x8", completed_x8<LocalStatic>);
+#if WOF_BENCH_HAVE_ABSL
+	add("absl_call_once_x8", completed_x8<AbslCallOnce>);
+#endif
+	add("whatif_complete_word", completed<WhatIfCompleteWord>);
+	add("whatif_complete_word_x8", completed_x8<WhatIfCompleteWord>);
+	add("whatif_fixed_word", completed<WhatIfFixedWord>);
+	add("whatif_fixed_word_x8", completed_x8<WhatIfFixedWord>);
 	return true;
 }();
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Ratios from bench-once's Google Benchmark JSON.
+"""Ratios from the Google Benchmark JSON of bench-once or bench-values.
 
     bench-once --benchmark_min_time=0.2 --benchmark_repetitions=5 \
         --benchmark_report_aggregates_only=true \
@@ -11,7 +11,9 @@ For each file (one run): every benchmark's median CPU ns/op, its ratio to pthrea
 the bare flag at the same thread count (ratios are only ever taken within one run), and each
 benchmark's 2-thread/1-thread aggregate throughput. With several files, a last table gives the
 median over runs of each of those numbers. Then the wof targets, checked against that table;
-the exit status is 1 when one is missed.
+the exit status is 1 when one is missed. Rows named <name>_x8 (8 calls per iteration, in
+straight-line code) are shown per call and compared with bare_flag_x8 and pthread_once_x8.
+bench/report runs all the programs and renders docs/benchmarks.md from the same functions.
 
 CPU time per op with N threads is the CPU time of all threads over all their calls, so the
 aggregate throughput of N threads, each on its own core, is N / cpu_ns_per_op: the
@@ -28,6 +30,21 @@ FLOOR = "bare_flag"
 PEER = "pthread_once"
 WOF = "wof_once_call"
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Rows named <name>_x8 make 8 calls per iteration (straight-line code, bench/fastpath.hh): their
+# times are divided by 8, so that they read per call, and their ratios are taken against
+# bare_flag_x8 and pthread_once_x8.
+UNROLLED = {"_x8": 8}
+# The wof fast paths with targets, in bench-once and bench-values.
+TARGETS = ["wof_once_call", "wof_once_lock_get", "wof_lazy_lock_force", "wof_lazy_static",
+           "wof_lazy_cell_force_tls", "wof_once_cell_get_tls"]
+
+
+def suffix(name):
+    """The unrolled-row suffix of `name` ("" for a one-call loop) and its calls per iteration."""
+    for suf, calls in UNROLLED.items():
+        if name.endswith(suf):
+            return suf, calls
+    return "", 1
 
 # Targets: completed wof_once_call per call vs pthread_once and vs the floor (same run, at one
 # thread and at two), and the aggregate throughput of two threads on one once.
@@ -51,7 +68,7 @@ def load(path):
             continue
         name = b.get("run_name", b["name"]).split("/threads:")[0]
         key = (name, int(b.get("threads", 1)))
-        scale = TO_NS[b.get("time_unit", "ns")]
+        scale = TO_NS[b.get("time_unit", "ns")] / suffix(name)[1]
         times = {"cpu": b["cpu_time"] * scale, "real": b["real_time"] * scale}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
@@ -68,8 +85,9 @@ def derive(medians):
     """{(name, threads): row} with ratios taken within this one run."""
     rows = {}
     for (name, threads), t in medians.items():
-        peer = medians.get((PEER, threads))
-        floor = medians.get((FLOOR, threads))
+        suf = suffix(name)[0]
+        peer = medians.get((PEER + suf, threads))
+        floor = medians.get((FLOOR + suf, threads))
         one = medians.get((name, 1))
         row = {"cpu": t["cpu"], "vs_pthread": None, "vs_floor": None,
                "scaling_cpu": None, "scaling_real": None}
@@ -105,13 +123,13 @@ def fmt(value, spec):
 
 def table(title, rows, keys):
     print(title)
-    print(f"  {'benchmark':<24} {'thr':>3} {'cpu ns/op':>10} {'/pthread':>9} {'/flag':>7} "
+    print(f"  {'benchmark':<32} {'thr':>3} {'cpu ns/op':>10} {'/pthread':>9} {'/flag':>7} "
           f"{'2T/1T cpu':>10} {'2T/1T real':>11}")
     for key in keys:
         r = rows.get(key)
         if r is None:
             continue
-        print(f"  {key[0]:<24} {key[1]:>3} {fmt(r['cpu'], '10.3f')} "
+        print(f"  {key[0]:<32} {key[1]:>3} {fmt(r['cpu'], '10.3f')} "
               f"{fmt(r['vs_pthread'], '9.3f')} {fmt(r['vs_floor'], '7.2f')} "
               f"{fmt(r['scaling_cpu'], '10.2f')} {fmt(r['scaling_real'], '11.2f')}")
     print()
@@ -141,13 +159,17 @@ def check(rows):
         ok = ok and good(value)
         print(f"  {label}: {value:.3f}  {'PASS' if good(value) else 'MISS'}")
 
-    print("targets (completed wof_once_call, medians):")
-    for threads in (1, 2):
-        r = rows.get((WOF, threads), {})
-        verdict(f"{threads} thr: per call / pthread_once <= {MAX_VS_PTHREAD}",
-                r.get("vs_pthread"), lambda v: v <= MAX_VS_PTHREAD)
-        verdict(f"{threads} thr: per call / bare flag    <= {MAX_VS_FLOOR}",
-                r.get("vs_floor"), lambda v: v <= MAX_VS_FLOOR)
+    print("targets (completed wof fast paths, medians):")
+    names = [t + suf for t in TARGETS for suf in [""] + list(UNROLLED)]
+    for name in names:
+        for threads in (1, 2):
+            r = rows.get((name, threads))
+            if r is None:
+                continue
+            verdict(f"{name} {threads} thr: / pthread_once <= {MAX_VS_PTHREAD}",
+                    r.get("vs_pthread"), lambda v: v <= MAX_VS_PTHREAD)
+            verdict(f"{name} {threads} thr: / bare flag    <= {MAX_VS_FLOOR}",
+                    r.get("vs_floor"), lambda v: v <= MAX_VS_FLOOR)
     verdict(f"2 threads on one once / 1 thread, aggregate (CPU time) >= {MIN_SCALING}",
             rows.get((WOF, 2), {}).get("scaling_cpu"), lambda v: v >= MIN_SCALING)
     return ok
