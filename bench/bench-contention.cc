@@ -37,7 +37,7 @@
 // fresh ones the same way: a pool of distinct statics, one per instantiation of a function
 // template (local_static_pool), handed out one per iteration; when the pool runs dry the row
 // reports an error rather than reuse one. `spin_yield` is a control: a once whose waiters spin,
-// yielding now and then, to show what the waiter-CPU column looks like when waiters do not sleep.
+// yielding every 100 us, to show what the waiter-CPU column looks like when waiters do not sleep.
 
 #include <benchmark/benchmark.h>
 
@@ -215,8 +215,12 @@ inline void cpu_relax()
 #endif
 }
 
-// The control: waiters spin on the word (PAUSE), yielding the core every 64 spins, instead of
-// sleeping -- the usual hand-rolled once.
+// The control: waiters spin on the word (PAUSE) and yield the core after every 100 us of
+// spinning, instead of sleeping -- a hand-rolled spin-then-yield once. On a core of its own a
+// waiter burns the whole initialiser; sharing one, it burns up to 100 us before letting the
+// initialiser (or another waiter) run.
+constexpr int64_t kSpinNs = 100000;
+
 struct SpinYield final : Peer {
 	std::unique_ptr<std::atomic<int>[]> state{ new std::atomic<int>[kIterations]() };
 	void call(size_t i) override
@@ -231,11 +235,13 @@ struct SpinYield final : Peer {
 			s.store(2, std::memory_order_release);
 			return;
 		}
+		int64_t yield_at = now_ns(CLOCK_MONOTONIC) + kSpinNs;
 		for (unsigned spins = 1; s.load(std::memory_order_acquire) != 2; spins++) {
-			if (spins % 64 == 0)
+			cpu_relax();
+			if (spins % 64 == 0 && now_ns(CLOCK_MONOTONIC) >= yield_at) {
 				sched_yield();
-			else
-				cpu_relax();
+				yield_at = now_ns(CLOCK_MONOTONIC) + kSpinNs;
+			}
 		}
 	}
 };
