@@ -17,7 +17,10 @@
  * Children made by fork() run the threaded workload. Children made by _Fork, SYS_fork or clone
  * run it on their only thread: after those, glibc's own locks are not reset, so a child may
  * only use async-signal-safe functions -- which is all wof needs, and all this child does.
- * Under ThreadSanitizer only fork() is used and children stay single-threaded (TOOLCHAIN.md).
+ * Under ThreadSanitizer only fork() is used (TOOLCHAIN.md). Under any sanitizer children stay
+ * single-threaded: the sanitizers' own allocator locks are copied held by a multi-threaded
+ * fork, and a child that then starts threads deadlocks inside the sanitizer (seen with gcc 12's
+ * ASan: every thread of the child parked on the allocator's mutex), whatever wof does.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -49,6 +52,17 @@
 #endif
 #ifndef UNDER_TSAN
 #define UNDER_TSAN 0
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || UNDER_TSAN
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
 #endif
 
 #define MAX_OBJECTS 256
@@ -531,7 +545,7 @@ static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threa
 	if (pid == 0) {
 		become_child();
 		int64_t child_end = now_ns() + (int64_t)(rnd(rng) % 200 + 20) * 1000000;
-		run_process(child_end, threaded && path == P_FORK && !UNDER_TSAN);
+		run_process(child_end, threaded && path == P_FORK && !UNDER_SANITIZER);
 		_exit(verify_process() ? 1 : 0);
 	}
 	if (pid < 0)
