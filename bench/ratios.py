@@ -103,15 +103,17 @@ def derive(medians):
 
 
 def order(keys, files):
-    """Benchmarks in the order of the first file that has them, then by thread count."""
-    seen = []
+    """Benchmarks in the order they were registered (family_index; with random interleaving the
+    file's own order is shuffled), else in the order of the first file that has them; then by
+    thread count."""
+    rank = {}
     for path in files:
         with open(path, encoding="utf-8") as f:
             for b in json.load(f).get("benchmarks", []):
                 name = b.get("run_name", b["name"]).split("/threads:")[0]
-                if name not in seen:
-                    seen.append(name)
-    return sorted(keys, key=lambda k: (seen.index(k[0]) if k[0] in seen else len(seen), k[1]))
+                if name not in rank:
+                    rank[name] = b.get("family_index", len(rank))
+    return sorted(keys, key=lambda k: (rank.get(k[0], len(rank)), k[1]))
 
 
 def fmt(value, spec):
