@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared by the tests (header-only): children made by each way of forking, waited for with a
- * deadline; gates and polls that need no sleeping as proof; a peek at a once's state.
+ * Shared by the core tests (header-only), so that the Criterion tests and the plain programs
+ * for ThreadSanitizer run the very same scenarios: children made by each way of forking and
+ * waited for with a deadline; gates, and polls on a once's state word rather than sleeps; the
+ * fns and threads of the scenarios; and the fork scenarios themselves (th_*_run), which return
+ * NULL or what failed.
  *
  * Fork discipline: a child never asserts. It _exits with a small code naming the check that
  * failed (0 = all passed), and the parent judges that code. Every child asks to be killed when
@@ -40,7 +43,7 @@
 /* Seconds a child may take before it counts as hung. */
 #define TH_DEADLINE_S 10.0
 
-/* ThreadSanitizer: a child that starts threads dies under gcc's TSan, so such parts skip. */
+/* ThreadSanitizer builds leave out what TSan cannot run (see stress-fork.c). */
 #if defined(__SANITIZE_THREAD__)
 #define TH_TSAN 1
 #elif defined(__has_feature)
@@ -649,7 +652,7 @@ static inline void *th_hammer_thread(void *arg)
 static inline int th_hammer_child(void *arg)
 {
 	struct th_hammer *h = arg;
-	/* Atomic reads: the parent's threads wrote these with atomics (TSan keeps their history). */
+	/* Atomic reads: the parent's threads wrote these with atomics (TSan remembers). */
 	int budget = th_get(&h->budget), hi = 0;
 	int before = th_runs(&h->hot_runs);
 

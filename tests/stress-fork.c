@@ -209,14 +209,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (!th_fork_detected(kinds[0])) {
-			printf("SKIP: %s children are detected only with MADV_WIPEONFORK\n", argv[2]);
+			printf("SKIP: %s children are detected only with MADV_WIPEONFORK\n",
+			       argv[2]);
 			return TH_SKIP;
 		}
 	}
 	if (TH_TSAN && strcmp(scenario, "chain") != 0) {
 		if (kinds[0] != TH_FORK && nkinds == 1) {
-			printf("SKIP: under TSan, %s children of a multi-threaded process hang in TSan\n",
-			       argv[2]);
+			printf("SKIP: under TSan, %s children of a multi-threaded process can "
+			       "hang in TSan\n", argv[2]);
 			return TH_SKIP;
 		}
 		nkinds = 1; /* any: fork() only */
@@ -231,7 +232,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(scenario, "chain")) {
 		err = th_chain_run(count < TH_CHAIN_MAX ? count : TH_CHAIN_MAX, kinds, nkinds);
 	} else if (!strcmp(scenario, "child-wait")) {
-		/* The parent is single-threaded here, so even TSan lets the child start a thread. */
+		/* The parent is single-threaded here: even TSan lets the child start threads. */
 		err = child_wait(count);
 	} else {
 		fprintf(stderr, "unknown scenario '%s'\n", scenario);

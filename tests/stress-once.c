@@ -47,7 +47,8 @@ static void check_and_refill(struct race *r, int round)
 {
 	for (int j = 0; j < BATCH; j++) {
 		struct th_item *it = &r->items[j];
-		TH_CHECK(it->runs == 1, "round %d, once %d completed by %d runs", round, j, it->runs);
+		TH_CHECK(it->runs == 1, "round %d, once %d completed by %d runs", round, j,
+		         it->runs);
 		TH_CHECK(it->attempts == it->fails + 1, "round %d, once %d: %d runs, expected %d",
 		         round, j, it->attempts, it->fails + 1);
 		TH_CHECK(!it->overlap, "round %d, once %d: two threads inside fn", round, j);
@@ -75,16 +76,17 @@ static void *race_thread(void *arg)
 				rc = wof_once_wait(&it->once);
 				break;
 			case TH_TRY:
-				while ((rc = wof_once_try_call(&it->once, th_item_try, it)) == EAGAIN)
-					;
+				do
+					rc = wof_once_try_call(&it->once, th_item_try, it);
+				while (rc == EAGAIN);
 				break;
 			default:
 				rc = wof_once_call(&it->once, th_item_fill, it);
 				break;
 			}
 			/* The plain read of payload is what TSan judges. */
-			if (rc != 0 || it->payload != th_payload_of(it) || th_runs(&it->runs) != 1 ||
-			    !wof_once_is_completed(&it->once))
+			if (rc != 0 || it->payload != th_payload_of(it) ||
+			    th_runs(&it->runs) != 1 || !wof_once_is_completed(&it->once))
 				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
 		}
 		if (pthread_barrier_wait(&r->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
@@ -136,22 +138,25 @@ static void hand_over(int nthreads, int rounds, bool cancel)
 		}
 		/* Half the rounds let a waiter park first; the others leave it to chance. */
 		if (round % 2)
-			TH_CHECK(th_await_queued_now(&b.once, JOIN_S), "round %d: nobody parked", round);
+			TH_CHECK(th_await_queued_now(&b.once, JOIN_S), "round %d: nobody parked",
+			         round);
 		if (cancel)
 			TH_CHECK(pthread_cancel(runner) == 0, "pthread_cancel");
 		else
 			th_set(&b.gate, 1);
 		TH_CHECK(th_join(runner, &result, JOIN_S) == 0, "round %d: the runner hung", round);
-		TH_CHECK(result == (cancel ? PTHREAD_CANCELED : NULL), "round %d: runner ended with %p",
-		         round, result);
+		TH_CHECK(result == (cancel ? PTHREAD_CANCELED : NULL),
+		         "round %d: runner ended with %p", round, result);
 		TH_CHECK(!b.finished, "round %d: fn finished", round);
 		for (int i = 0; i < nwaiters; i++) {
-			TH_CHECK(th_join(t[i], NULL, JOIN_S) == 0, "round %d: waiter %d hung", round, i);
+			TH_CHECK(th_join(t[i], NULL, JOIN_S) == 0, "round %d: waiter %d hung",
+			         round, i);
 			TH_CHECK(w[i].rc == 0, "round %d: waiter %d got %d", round, i, w[i].rc);
 			TH_CHECK(w[i].errno_kept, "round %d: waiter %d: errno changed", round, i);
 			ran += w[i].ran;
 		}
-		TH_CHECK(ran == 1, "round %d: %d waiters ran fn; exactly one should have", round, ran);
+		TH_CHECK(ran == 1, "round %d: %d waiters ran fn; exactly one should have", round,
+		         ran);
 		TH_CHECK(wof_once_is_completed(&b.once), "round %d: incomplete", round);
 	}
 }

@@ -164,8 +164,9 @@ static void *race_thread(void *arg)
 				rc = wof_once_wait(&it->once);
 				break;
 			case TH_TRY:
-				while ((rc = wof_once_try_call(&it->once, th_item_try, it)) == EAGAIN)
-					;
+				do
+					rc = wof_once_try_call(&it->once, th_item_try, it);
+				while (rc == EAGAIN);
 				break;
 			default:
 				rc = wof_once_call(&it->once, th_item_fill, it);
@@ -549,8 +550,9 @@ static void chain_fn(void *arg)
 	if (dummy != 0)
 		c->bad++;
 	if (l->level + 1 < DEPTH) {
-		if (wof_once_call(&c->onces[l->level + 1], chain_fn, &c->links[l->level + 1]) != 0 ||
-		    !wof_once_is_completed(&c->onces[l->level + 1]))
+		wof_once_t *next = &c->onces[l->level + 1];
+		if (wof_once_call(next, chain_fn, &c->links[l->level + 1]) != 0 ||
+		    !wof_once_is_completed(next))
 			c->bad++;
 	}
 }
