@@ -102,6 +102,7 @@ static unsigned me;             /* this process's ledger row */
 static int depth;               /* 0 in the first process */
 static atomic_bool stop;
 static atomic_uchar used[TYPES][MAX_OBJECTS]; /* objects a wof call initialised here */
+static enum path made_by;       /* how this process was made (the first: as by fork) */
 static unsigned paths_allowed;
 
 /* Values: made by this process, stamped with its row; never freed (a child may hold stale
@@ -536,13 +537,21 @@ static void run_process(int64_t end, bool threaded);
  */
 static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threaded)
 {
+	/* A child made by _Fork or a raw syscall may have inherited libc's own locks held (musl's
+	 * fork() takes its thread-list lock, glibc's its malloc locks): it forks again only by raw
+	 * syscalls, which take none. */
+	unsigned allowed = paths_allowed;
+	if (made_by != P_FORK)
+		allowed &= 1u << P_SYS_FORK | 1u << P_CLONE;
+	if (!allowed)
+		return;
 	enum path path;
-
 	do
 		path = (enum path)(rnd(rng) % PATHS);
-	while (!(paths_allowed & (1u << path)));
+	while (!(allowed & (1u << path)));
 	pid_t pid = make_child(path);
 	if (pid == 0) {
+		made_by = path;
 		become_child();
 		int64_t child_end = now_ns() + (int64_t)(rnd(rng) % 200 + 20) * 1000000;
 		run_process(child_end, threaded && path == P_FORK && !UNDER_SANITIZER);
