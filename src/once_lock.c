@@ -154,7 +154,7 @@ WOF_API int wof_once_lock_get_or_try_init(wof_once_lock_t *lock,
 
 	if (!lock || !fn || !out)
 		return EINVAL;
-	int rc = wof_internal_once_done(&lock->_wof_once) ? 0 : run_locked(lock, try_init_run, &init);
+	int rc = run_locked(lock, try_init_run, &init);
 	if (rc == 0)
 		*out = wof_internal_once_lock_value(lock);
 	return rc;

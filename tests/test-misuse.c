@@ -153,3 +153,24 @@ Test(misuse, stale_words_with_any_state_are_simply_incomplete)
 		cr_assert(wof_once_is_completed(&once), "state %u", state);
 	}
 }
+
+/* NULL functions are refused even when the object is complete and the fast path would do. */
+Test(misuse, null_functions_are_refused_on_completed_objects_too)
+{
+	wof_once_t once = WOF_ONCE_INIT;
+	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+	int x;
+	void *out = NULL;
+
+	cr_assert_eq(wof_once_call(&once, nop, NULL), 0);
+	cr_assert_eq(wof_once_call(&once, NULL, NULL), EINVAL);
+	cr_assert_eq(wof_once_try_call(&once, NULL, NULL), EINVAL);
+	cr_assert_eq(wof_once_lock_set(&lock, &x), 0);
+	CHECK_EINVAL(wof_once_lock_get_or_init(&lock, NULL, NULL));
+	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, NULL, NULL, &out), EINVAL);
+	cr_assert_eq(wof_once_cell_set(&cell, &x), 0);
+	CHECK_EINVAL(wof_once_cell_get_or_init(&cell, NULL, NULL));
+	cr_assert_eq(wof_once_lock_get(&lock), &x);
+	cr_assert_eq(wof_once_cell_get(&cell), &x);
+}

@@ -64,7 +64,8 @@ static inline bool wof_internal_once_done(wof_once_t *once)
  */
 static inline int wof_once_call(wof_once_t *once, void (*fn)(void *arg), void *arg)
 {
-	if (WOF_LIKELY(once != NULL) && wof_internal_once_done(once))
+	/* The NULL tests cost nothing for the usual constant fn and static once. */
+	if (WOF_LIKELY(once != NULL && fn != NULL) && wof_internal_once_done(once))
 		return 0;
 	return wof_internal_once_call_slow(once, fn, arg);
 }
@@ -83,7 +84,7 @@ static inline int wof_once_call(wof_once_t *once, void (*fn)(void *arg), void *a
  */
 static inline int wof_once_try_call(wof_once_t *once, int (*fn)(void *arg), void *arg)
 {
-	if (WOF_LIKELY(once != NULL) && wof_internal_once_done(once))
+	if (WOF_LIKELY(once != NULL && fn != NULL) && wof_internal_once_done(once))
 		return 0;
 	return wof_internal_once_slow(once, fn, arg, NULL, NULL);
 }

@@ -99,7 +99,8 @@ WOF_API int wof_once_cell_try_insert(wof_once_cell_t *cell, void *value, void **
 static inline void *wof_once_cell_get_or_init(wof_once_cell_t *cell, void *(*init)(void *arg),
                                               void *arg)
 {
-	if (WOF_LIKELY(cell != NULL) && wof_internal_once_cell_current(cell) && cell->_wof_value)
+	if (WOF_LIKELY(cell != NULL && init != NULL) && wof_internal_once_cell_current(cell) &&
+	    cell->_wof_value)
 		return cell->_wof_value;
 	return wof_internal_once_cell_get_or_init_slow(cell, init, arg);
 }

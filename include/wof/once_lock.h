@@ -109,7 +109,7 @@ WOF_API int wof_once_lock_try_insert(wof_once_lock_t *lock, void *value, void **
 static inline void *wof_once_lock_get_or_init(wof_once_lock_t *lock, void *(*init)(void *arg),
                                               void *arg)
 {
-	if (WOF_LIKELY(lock != NULL) && wof_internal_once_done(&lock->_wof_once))
+	if (WOF_LIKELY(lock != NULL && init != NULL) && wof_internal_once_done(&lock->_wof_once))
 		return wof_internal_once_lock_value(lock);
 	return wof_internal_once_lock_get_or_init_slow(lock, init, arg);
 }
