@@ -137,7 +137,7 @@ uint32_t wof_internal_generation_refresh(void)
 		                                __ATOMIC_RELAXED))
 			gen = next;
 	}
-	errno = saved_errno;
+	wof_internal_restore_errno(saved_errno);
 	return gen;
 }
 

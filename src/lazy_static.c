@@ -27,7 +27,7 @@ static void lazy_static_wipe(void *ctx, bool held)
 	if (held && lazy->on_wipe) {
 		int saved_errno = errno; /* the hook's errno is not the caller's */
 		lazy->on_wipe(lazy->slot);
-		errno = saved_errno;
+		wof_internal_restore_errno(saved_errno);
 	}
 	memset(lazy->slot, 0, lazy->size);
 }

@@ -31,7 +31,7 @@ static void cell_sync(wof_once_cell_t *cell)
 	if (held && cell->_wof_on_wipe) {
 		int saved_errno = errno; /* the hook's errno is not the caller's */
 		cell->_wof_on_wipe(stale);
-		errno = saved_errno;
+		wof_internal_restore_errno(saved_errno);
 	}
 }
 

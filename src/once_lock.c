@@ -34,7 +34,7 @@ static void wipe_value(void *ctx, bool held)
 	if (held && stale && lock->_wof_on_wipe) {
 		int saved_errno = errno; /* the hook's errno is not the caller's */
 		lock->_wof_on_wipe(stale);
-		errno = saved_errno;
+		wof_internal_restore_errno(saved_errno);
 	}
 }
 

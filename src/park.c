@@ -48,7 +48,7 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 	/* EAGAIN (the state moved on) and EINTR both mean: re-read the word. */
 	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG,
 	        (uint32_t)expected, NULL, NULL, 0);
-	errno = saved_errno;
+	wof_internal_restore_errno(saved_errno);
 }
 
 void wof_internal_unpark_all(uint64_t *word)
@@ -56,7 +56,7 @@ void wof_internal_unpark_all(uint64_t *word)
 	int saved_errno = errno;
 	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAKE | WOF_FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
 	        NULL, 0);
-	errno = saved_errno;
+	wof_internal_restore_errno(saved_errno);
 }
 
 #else /* condition variables */
@@ -114,7 +114,7 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 		pthread_cond_wait(&b->cond, &b->mutex);
 	pthread_mutex_unlock(&b->mutex);
 	pthread_setcancelstate(cancel_state, NULL);
-	errno = saved_errno;
+	wof_internal_restore_errno(saved_errno);
 }
 
 void wof_internal_unpark_all(uint64_t *word)
@@ -127,6 +127,6 @@ void wof_internal_unpark_all(uint64_t *word)
 	pthread_mutex_lock(&b->mutex);
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->mutex);
-	errno = saved_errno;
+	wof_internal_restore_errno(saved_errno);
 }
 #endif

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -18,6 +19,16 @@ static inline uint32_t wof_internal_generation(void)
 {
 	uint32_t gen = wof_internal_generation_peek();
 	return WOF_LIKELY(gen != 0) ? gen : wof_internal_generation_refresh();
+}
+
+/*
+ * Put errno back as the caller had it, without writing it when it did not change: in a fresh
+ * child errno's TLS page may still be shared with the parent, and a write is a page fault.
+ */
+static inline void wof_internal_restore_errno(int saved_errno)
+{
+	if (errno != saved_errno)
+		errno = saved_errno;
 }
 
 /*
