@@ -176,14 +176,10 @@ WOF_API void *wof_once_lock_wait(wof_once_lock_t *lock)
 
 WOF_API void *wof_once_lock_take(wof_once_lock_t *lock)
 {
-	if (!lock) {
-		errno = EINVAL;
+	void *value = wof_internal_once_lock_get_slow(lock); /* wipes a stale lock first */
+
+	if (!value)
 		return NULL;
-	}
-	wof_internal_once_sync(&lock->_wof_once, wipe_value, lock);
-	if (!wof_internal_once_done(&lock->_wof_once))
-		return NULL;
-	void *value = wof_internal_once_lock_value(lock);
 	value_store(lock, NULL);
 	/* Relaxed: the caller guarantees exclusive use; all-zero is the pristine lock. */
 	__atomic_store_n(&lock->_wof_once._wof_word, 0, __ATOMIC_RELAXED);
