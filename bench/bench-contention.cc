@@ -15,9 +15,9 @@
 //                  over them; each thread reads CLOCK_THREAD_CPUTIME_ID (the scheduler's
 //                  exact runtime, which getrusage(RUSAGE_THREAD) reports rounded to
 //                  microseconds) right before its call and right after it
-// Counters are medians over the iterations of one repetition (and the Time column is the mean
-// wall time, via manual timing). Every iteration checks that exactly one thread ran the
-// initialiser.
+// Counters are medians over the iterations of one repetition, one set per peer; all peers take
+// turns on the same pool of threads (see contended()). Every iteration checks that exactly one
+// thread ran the initialiser.
 //
 // The release, in two steps, because waking 64 sleeping threads on two cores takes longer than
 // the initialiser runs (about 5 us a thread in this VM), so threads that were merely woken one
@@ -57,7 +57,8 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <type_traits>
+#include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -252,10 +253,10 @@ struct ReleaseOnly final : Peer {
 	bool runs_init() const override { return false; }
 };
 
-// T threads parked on a futex, released together onto object `index` of `peer`.
+// T threads parked on a futex, released together onto object `index` of a peer.
 class Pool {
 public:
-	Pool(Peer *peer, int threads) : peer_(peer), results_(threads)
+	explicit Pool(int threads) : results_(threads)
 	{
 		for (int t = 0; t < threads; t++)
 			threads_.emplace_back();
@@ -285,10 +286,12 @@ public:
 		int waited;      // threads that called while the initialiser ran
 	};
 
-	// One iteration: release every thread onto object `index`, wait until all have returned.
-	Sample run(size_t index)
+	// One iteration: release every thread onto object `index` of `peer`, wait until all have
+	// returned.
+	Sample run(Peer *peer, size_t index)
 	{
 		int threads = static_cast<int>(threads_.size());
+		peer_ = peer;
 		index_ = index;
 		// Relaxed: published by the release increment of epoch_ below.
 		remaining_.store(static_cast<uint32_t>(threads), std::memory_order_relaxed);
@@ -337,7 +340,7 @@ private:
 
 	void release()
 	{
-		// Release: publishes index_, stop_ and remaining_ to the woken workers.
+		// Release: publishes peer_, index_, stop_ and remaining_ to the woken workers.
 		epoch_.fetch_add(1, std::memory_order_release);
 		futex(&epoch_, FUTEX_WAKE_PRIVATE, INT_MAX);
 	}
@@ -396,7 +399,7 @@ private:
 		return wof_bench::futex(word, op, value);
 	}
 
-	Peer *peer_;
+	Peer *peer_ = nullptr;
 	std::vector<pthread_t> threads_;
 	std::vector<Result> results_;
 	alignas(64) std::atomic<uint32_t> epoch_{ 0 };
@@ -415,53 +418,100 @@ double median(std::vector<double> v)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-template <class P> void contended(benchmark::State &state)
+// Every peer, in the order of the report.
+struct Entry {
+	const char *name;
+	std::unique_ptr<Peer> peer;
+	std::vector<double> wall, waiter_cpu, init, tail, waited;
+	bool ok = true;
+};
+
+std::vector<Entry> make_entries()
+{
+	std::vector<Entry> e;
+	auto add = [&e](const char *name, Peer *peer) {
+		e.push_back(Entry{ name, std::unique_ptr<Peer>(peer), {}, {}, {}, {}, {}, true });
+	};
+	add("wof_once_call", new WofOnce);
+	add("wof_lazy_lock_force", new WofLazyLock);
+	add("pthread_once", new PosixOnce);
+#if WOF_BENCH_C11_DIRECT
+	add("c11_call_once", new C11Once);
+#endif
+	add("std_call_once", new StdOnce);
+	add("local_static", new LocalStatic);
+#if WOF_BENCH_HAVE_ABSL
+	add("absl_call_once", new AbslOnce);
+#endif
+	add("spin_yield", new SpinYield);
+	add("release_only", new ReleaseOnly);
+	return e;
+}
+
+// One benchmark per T runs every peer, in turn, on one pool of T threads: each iteration gives
+// every peer one fresh object, in an order shuffled anew each iteration, so that the peers share
+// the threads, their placement on the cores and whatever else the machine is doing, and no peer
+// always follows the same one. Counters are named `<peer>.<field>`; the Time column is
+// wof_once_call's mean wall time.
+void contended(benchmark::State &state)
 {
 	int threads = static_cast<int>(state.range(0));
-	P peer;
-	if constexpr (std::is_same_v<P, LocalStatic>) {
-		if (peer.exhausted()) {
+	std::vector<Entry> entries = make_entries();
+	for (Entry &e : entries) {
+		auto *pool_of_statics = dynamic_cast<LocalStatic *>(e.peer.get());
+		if (pool_of_statics && pool_of_statics->exhausted()) {
 			state.SkipWithError("local_static_pool is used up: fewer repetitions");
 			return;
 		}
 	}
-	std::vector<double> wall, waiter_cpu, init, tail, waited;
-	bool ok = true;
+	std::vector<size_t> order(entries.size());
+	for (size_t k = 0; k < order.size(); k++)
+		order[k] = k;
+	std::mt19937 shuffle(static_cast<unsigned>(threads)); // the same orders in every run
 	{
-		Pool pool(&peer, threads);
+		Pool pool(threads);
 		size_t i = 0;
 		for (auto _ : state) {
-			Pool::Sample s = pool.run(i++);
-			state.SetIterationTime(static_cast<double>(s.wall_ns) * 1e-9);
-			wall.push_back(static_cast<double>(s.wall_ns) * 1e-3);
-			waiter_cpu.push_back(static_cast<double>(s.waiter_cpu_ns) * 1e-3);
-			init.push_back(static_cast<double>(s.init_ns) * 1e-3);
-			tail.push_back(static_cast<double>(s.tail_ns) * 1e-3);
-			waited.push_back(s.waited);
-			if (s.inits != (peer.runs_init() ? 1 : 0))
-				ok = false;
+			double wof_wall = 0;
+			std::shuffle(order.begin(), order.end(), shuffle);
+			for (size_t k : order) {
+				Entry &e = entries[k];
+				Pool::Sample s = pool.run(e.peer.get(), i);
+				double wall_us = static_cast<double>(s.wall_ns) * 1e-3;
+				if (&e == &entries[0])
+					wof_wall = wall_us;
+				e.wall.push_back(wall_us);
+				e.waiter_cpu.push_back(static_cast<double>(s.waiter_cpu_ns) * 1e-3);
+				e.init.push_back(static_cast<double>(s.init_ns) * 1e-3);
+				e.tail.push_back(static_cast<double>(s.tail_ns) * 1e-3);
+				e.waited.push_back(s.waited);
+				if (s.inits != (e.peer->runs_init() ? 1 : 0))
+					e.ok = false;
+			}
+			state.SetIterationTime(wof_wall * 1e-6);
+			i++;
 		}
 	}
-	if (!ok) {
-		state.SkipWithError("an iteration did not run the initialiser exactly once");
-		return;
-	}
-	int waiters = threads - (peer.runs_init() ? 1 : 0);
 	state.counters["threads"] = threads;
-	state.counters["wall_us"] = median(wall);
-	state.counters["waiter_cpu_us"] = median(waiter_cpu);
-	state.counters["waiter_cpu_us_per_waiter"] = median(waiter_cpu) / std::max(waiters, 1);
-	state.counters["init_us"] = median(init);
-	state.counters["tail_us"] = median(tail);
-	state.counters["waited"] = median(waited);
-	state.counters["wall_us_max"] = *std::max_element(wall.begin(), wall.end());
-	state.counters["waiter_cpu_us_max"] =
-		*std::max_element(waiter_cpu.begin(), waiter_cpu.end());
+	for (Entry &e : entries) {
+		if (!e.ok) {
+			state.SkipWithError("an iteration did not run the initialiser exactly once");
+			return;
+		}
+		std::string n = e.name;
+		int waiters = threads - (e.peer->runs_init() ? 1 : 0);
+		state.counters[n + ".wall_us"] = median(e.wall);
+		state.counters[n + ".waiter_cpu_us"] = median(e.waiter_cpu);
+		state.counters[n + ".waiter_cpu_us_per_waiter"] =
+			median(e.waiter_cpu) / std::max(waiters, 1);
+		state.counters[n + ".init_us"] = median(e.init);
+		state.counters[n + ".tail_us"] = median(e.tail);
+		state.counters[n + ".waited"] = median(e.waited);
+	}
 }
 
-void add(const char *name, void (*fn)(benchmark::State &))
-{
-	benchmark::RegisterBenchmark(name, fn)
+[[maybe_unused]] const bool registered = [] {
+	benchmark::RegisterBenchmark("contended", contended)
 		->Arg(2)
 		->Arg(8)
 		->Arg(32)
@@ -469,22 +519,6 @@ void add(const char *name, void (*fn)(benchmark::State &))
 		->Iterations(kIterations)
 		->UseManualTime()
 		->Unit(benchmark::kMicrosecond);
-}
-
-[[maybe_unused]] const bool registered = [] {
-	add("contended/wof_once_call", contended<WofOnce>);
-	add("contended/wof_lazy_lock_force", contended<WofLazyLock>);
-	add("contended/pthread_once", contended<PosixOnce>);
-#if WOF_BENCH_C11_DIRECT
-	add("contended/c11_call_once", contended<C11Once>);
-#endif
-	add("contended/std_call_once", contended<StdOnce>);
-	add("contended/local_static", contended<LocalStatic>);
-#if WOF_BENCH_HAVE_ABSL
-	add("contended/absl_call_once", contended<AbslOnce>);
-#endif
-	add("contended/spin_yield", contended<SpinYield>);
-	add("contended/release_only", contended<ReleaseOnly>);
 	return true;
 }();
 

@@ -220,18 +220,28 @@ public:
 		if (pid_ == 0) {
 			close(up[0]);
 			close(down[1]);
+			// The other holders' pipe ends: a holder must not keep another one's command
+			// pipe open, or that one would never see end of file and exit.
+			for (int fd : parent_fds())
+				close(fd);
 			serve(holding, down[0], up[1]);
 		}
 		close(up[1]);
 		close(down[0]);
 		from_ = up[0];
 		to_ = down[1];
+		parent_fds().push_back(from_);
+		parent_fds().push_back(to_);
 		int64_t ready = 0;
 		ok_ = read_all(from_, &ready, sizeof(ready)) && ready >= 0;
 		resident_kib_ = ready;
 	}
 	~Holder()
 	{
+		std::vector<int> &fds = parent_fds();
+		fds.erase(std::remove_if(fds.begin(), fds.end(),
+		                         [this](int fd) { return fd == from_ || fd == to_; }),
+		          fds.end());
 		close(to_); // the holder exits on end of file
 		close(from_);
 		int status;
@@ -255,6 +265,13 @@ public:
 	}
 
 private:
+	// This process's ends of the pipes of every live holder.
+	static std::vector<int> &parent_fds()
+	{
+		static std::vector<int> fds;
+		return fds;
+	}
+
 	[[noreturn]] static void serve(Holding holding, int in, int out)
 	{
 		Mapping m(holding == Holding::NOTHING ? 0 : kForkObjects * sizeof(wof_once_t));
