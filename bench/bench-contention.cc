@@ -495,7 +495,7 @@ void contended(benchmark::State &state)
 	state.counters["threads"] = threads;
 	for (Entry &e : entries) {
 		if (!e.ok) {
-			state.SkipWithError("an iteration did not run the initialiser exactly once");
+			state.SkipWithError("an initialiser did not run exactly once");
 			return;
 		}
 		std::string n = e.name;

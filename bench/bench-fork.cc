@@ -220,8 +220,8 @@ public:
 		if (pid_ == 0) {
 			close(up[0]);
 			close(down[1]);
-			// The other holders' pipe ends: a holder must not keep another one's command
-			// pipe open, or that one would never see end of file and exit.
+			// The other holders' pipe ends: a holder must not keep another one's
+			// command pipe open, or that one would never see end of file and exit.
 			for (int fd : parent_fds())
 				close(fd);
 			serve(holding, down[0], up[1]);
