@@ -31,9 +31,9 @@
 //    the clock's own cost) and reported through a pipe; the median over many forks:
 //      wof_generation          the first wof_generation() of the child: takes a generation
 //      wof_generation_errno_written
-//                              the same after the child has written errno, so that the
-//                              copy-on-write fault of its TLS page (wof restores errno) is
-//                              not counted
+//                              the same in a child that has already used errno, so that the
+//                              fault that maps libc's __errno_location code page (wof reads
+//                              errno to restore it) is not counted
 //      wof_once_call           the first wof_once_call() on a once the parent completed
 //      cow_store               one store to a page the parent wrote: one copy-on-write fault,
 //                              the unit the rows above are made of
@@ -357,7 +357,8 @@ void fork_latency(benchmark::State &state)
 	state.counters["wof_once_1e6_us"] = w;
 	state.counters["pthread_once_1e6_us"] = p;
 	state.counters["ratio"] = w / p;
-	state.counters["wof_resident_kib"] = static_cast<double>(resident[index(Holding::WOF_ONCE)]);
+	state.counters["wof_resident_kib"] =
+		static_cast<double>(resident[index(Holding::WOF_ONCE)]);
 	state.counters["pthread_resident_kib"] =
 		static_cast<double>(resident[index(Holding::PTHREAD_ONCE)]);
 }
@@ -547,7 +548,7 @@ FirstReport first_in_child(First what)
 	FirstReport c{};
 	int64_t cost = clock_cost();
 	if (what == First::WOF_GENERATION_ERRNO)
-		errno = 0; // this thread's TLS page, written (copied) before the clock starts
+		errno = 0; // calls libc's __errno_location: maps its code page before the clock
 	long f0 = minflt();
 	int64_t t0 = now_ns();
 	switch (what) {
