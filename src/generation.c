@@ -100,7 +100,8 @@ static uint32_t *cell_setup(void)
 	if (cell != &pristine_cell)
 		return cell;
 
-	/* Registered before the cell is published, so no fork() can see a cell without it. */
+	/* Registered before the cell is published, so no fork() can see a cell without it.
+	 * Relaxed: the flag only elects one registering thread; it publishes nothing. */
 	if (!__atomic_exchange_n(&atfork_registered, true, __ATOMIC_RELAXED))
 		pthread_atfork(NULL, NULL, clear_cell_in_child);
 
@@ -109,6 +110,7 @@ static uint32_t *cell_setup(void)
 	if (!cell)
 		cell = &static_cell;
 
+	/* Relaxed: published by the release CAS just below. */
 	__atomic_store_n(&detection, how, __ATOMIC_RELAXED);
 	/* Release: publishes `detection`; pairs with the acquire above and in wof_fork_detection. */
 	if (__atomic_compare_exchange_n(&wof_internal_generation_cell, &expected, cell, false,

@@ -168,6 +168,7 @@ static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *
 			                  mode == MODE_RUN ? fn : NULL, arg);
 			if (mode == MODE_RUN)
 				return rc;
+			/* Acquire: pairs with once_finish's release (of this or a later run). */
 			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 			continue;
 		}

@@ -22,8 +22,8 @@ static inline uint32_t wof_internal_generation(void)
 }
 
 /*
- * Put errno back as the caller had it, without writing it when it did not change: in a fresh
- * child errno's TLS page may still be shared with the parent, and a write is a page fault.
+ * Put errno back as the caller had it, writing it only when it changed (an untouched errno
+ * stays untouched; bench-fork measured no page fault saved by this in a fresh child).
  */
 static inline void wof_internal_restore_errno(int saved_errno)
 {
