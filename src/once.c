@@ -13,7 +13,7 @@
  *   COMPLETE             fn returned 0 in this process; terminal until the next fork
  *
  * Transitions, and who makes them:
- *   any caller   (stale, *) or (g, INCOMPLETE[|QUEUED]) -> (g, RUNNING[|QUEUED])  claim the run
+ *   any caller   (stale, *) or (g, INCOMPLETE[|QUEUED]) -> (g, RUNNING[|QUEUED])  claim
  *   a waiter     (g, RUNNING) -> (g, RUNNING|QUEUED), (stale|g, INCOMPLETE) -> (g, QUEUED)
  *   the runner   (g, RUNNING[|QUEUED]) -> (g, COMPLETE)    fn returned 0
  *                (g, RUNNING[|QUEUED]) -> (g, INCOMPLETE)  fn failed, was cancelled or exited
@@ -21,9 +21,17 @@
  * ancestor never finishes in the child: its word stays stale, so a child never waits for a
  * thread it does not have, and a fork from inside fn leaves the child incomplete.
  *
+ * A thread's idea of g can itself go stale: a signal handler may fork, and the interrupted
+ * thread carries on in the child. So g is read again after every park (parks are bounded, so
+ * one that began in the parent ends in the child) and after every claim: a run claimed in
+ * the parent whose fn had not started -- fn starts when the runner has read g for the last
+ * time -- is claimed again in the child and runs there, once.
+ *
  * A value type may pass a wipe hook: taking over a stale word that is not all-zero then
  * becomes a run of its own, which calls the hook (with held = "the ancestor had completed")
  * before any new fn, so the hook runs exactly once per object per process.
+ *
+ * The slow path is a loop over four named steps: claim, queue_and_park, run, finish.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,29 +48,59 @@ enum mode {
 	MODE_SYNC, /* only bring a stale word into this process (wipe)   */
 };
 
-/* The runs this thread is inside, innermost first: re-entry is EDEADLK, not a hang. */
+/*
+ * The runs this thread is inside: re-entry is EDEADLK, not a hang. The first RUNS_MAX live in
+ * an array in thread-local storage rather than in a list through the runners' stack frames, so
+ * that a run left by longjmp leaves an entry that is merely stale (its once answers EDEADLK to
+ * this thread from then on) and never a pointer into a dead frame. Deeper runs are chained
+ * through their frames, innermost first.
+ */
+#define RUNS_MAX 32
 struct run {
 	wof_once_t *once;
 	uint32_t gen;
-	struct run *outer;
+	struct run *outer; /* deeper than RUNS_MAX only */
 };
-static _Thread_local struct run *innermost;
+static _Thread_local struct run runs[RUNS_MAX];
+static _Thread_local struct run *overflow;
+static _Thread_local unsigned depth;
 
 static bool running_here(const wof_once_t *once, uint32_t gen)
 {
-	for (const struct run *r = innermost; r; r = r->outer)
+	for (unsigned i = 0; i < depth && i < RUNS_MAX; i++)
+		if (runs[i].once == once && runs[i].gen == gen)
+			return true;
+	for (const struct run *r = depth > RUNS_MAX ? overflow : NULL; r; r = r->outer)
 		if (r->once == once && r->gen == gen)
 			return true;
 	return false;
 }
 
-/* The runner leaves its run with `state`, waking parked threads if any. */
-static void once_finish(wof_once_t *once, uint32_t gen, uint32_t state)
+static void runs_push(struct run *run)
+{
+	if (depth < RUNS_MAX) {
+		runs[depth] = *run;
+	} else {
+		run->outer = overflow;
+		overflow = run;
+	}
+	depth++;
+}
+
+static void runs_pop(struct run *run)
+{
+	if (--depth >= RUNS_MAX)
+		overflow = run->outer;
+}
+
+/* finish: the runner leaves its run with `state`, waking parked threads if any. */
+static void finish(wof_once_t *once, uint32_t gen, uint32_t state)
 {
 	/* A child forked from inside fn: the run belongs to the parent's generation. Leaving the
 	 * word stale makes the once incomplete here, with no value held. */
 	if (wof_internal_generation() != gen)
 		return;
+	wof_internal_tsan_release(once);
 	/* Release: pairs with the acquire loads of the fast path and of waiters (COMPLETE), and
 	 * with the claiming CAS of the next runner (INCOMPLETE). Only the runner leaves RUNNING,
 	 * so an exchange cannot lose another thread's transition except QUEUED, which it reads. */
@@ -72,32 +110,60 @@ static void once_finish(wof_once_t *once, uint32_t gen, uint32_t state)
 		wof_internal_unpark_all(&once->_wof_word);
 }
 
-static void once_abandon(void *arg)
+/* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
+static void abandon(void *arg)
 {
 	struct run *run = arg;
 
-	innermost = run->outer;
-	once_finish(run->once, run->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
+	runs_pop(run);
+	finish(run->once, run->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
 }
 
-static int once_run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
-                    bool held, int (*fn)(void *), void *arg)
+/* run: the claimed run -- the wipe hook if due, then fn -- and its finish. fn's result. */
+static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
+               bool held, int (*fn)(void *), void *arg)
 {
-	struct run run = { once, gen, innermost };
+	struct run self = { once, gen, NULL };
 	int rc = 0;
 
-	innermost = &run;
-	/* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
-	pthread_cleanup_push(once_abandon, &run);
+	runs_push(&self);
+	pthread_cleanup_push(abandon, &self);
 	if (wipe)
 		wipe(wipe_ctx, held);
 	if (fn)
 		rc = fn(arg);
 	pthread_cleanup_pop(0);
-	innermost = run.outer;
-	once_finish(once, gen,
-	            fn && rc == 0 ? WOF_INTERNAL_ONCE_COMPLETE : WOF_INTERNAL_ONCE_INCOMPLETE);
+	runs_pop(&self);
+	finish(once, gen, fn && rc == 0 ? WOF_INTERNAL_ONCE_COMPLETE : WOF_INTERNAL_ONCE_INCOMPLETE);
 	return rc;
+}
+
+/* claim: CAS `*word` (incomplete here) to a run of ours in `gen`; false with *word reloaded. */
+static bool claim(wof_once_t *once, uint64_t *word, uint32_t gen)
+{
+	bool stale = (uint32_t)(*word >> 32) != gen;
+	uint32_t queued = stale ? 0 : (uint32_t)*word & WOF_INTERNAL_ONCE_QUEUED;
+
+	/* Acquire: pairs with the release of a failed run, whose writes fn may see. */
+	if (!__atomic_compare_exchange_n(&once->_wof_word, word,
+	                                 wof_internal_once_word(gen, WOF_INTERNAL_ONCE_RUNNING | queued),
+	                                 false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+		return false;
+	wof_internal_tsan_acquire(once);
+	return true;
+}
+
+/* queue_and_park: mark `word` QUEUED (as `queued`) and sleep; the word as it is afterwards. */
+static uint64_t queue_and_park(wof_once_t *once, uint64_t word, uint64_t queued)
+{
+	/* Acquire: on failure the caller may find COMPLETE in `word` (pairs with finish's
+	 * release); success needs no more than that (C11 forbids less). */
+	if (word != queued && !__atomic_compare_exchange_n(&once->_wof_word, &word, queued, false,
+	                                                   __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+		return word;
+	wof_internal_park(&once->_wof_word, queued);
+	/* Acquire: pairs with finish's release. */
+	return __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -105,7 +171,7 @@ static int once_run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, v
  * something overwrote it. Debug builds stop there, loudly; release builds refuse with EINVAL
  * rather than guess (running fn could run it twice; waiting could wait forever).
  */
-static int once_corrupt(const wof_once_t *once, uint64_t word)
+static int corrupt(const wof_once_t *once, uint64_t word)
 {
 #ifndef NDEBUG
 	fprintf(stderr,
@@ -123,70 +189,75 @@ static int once_corrupt(const wof_once_t *once, uint64_t word)
 static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *arg,
                      wof_internal_wipe_fn wipe, void *wipe_ctx)
 {
-	const uint32_t gen = wof_internal_generation();
-	/* Acquire: pairs with once_finish's release. */
+	uint32_t gen = wof_internal_generation();
+	/* Acquire: pairs with finish's release. */
 	uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 
 	for (;;) {
 		bool stale = (uint32_t)(word >> 32) != gen;
 		uint32_t state = stale ? WOF_INTERNAL_ONCE_INCOMPLETE : (uint32_t)word;
 
-		if (state == WOF_INTERNAL_ONCE_COMPLETE)
+		if (state == WOF_INTERNAL_ONCE_COMPLETE) {
+			wof_internal_tsan_acquire(once);
 			return 0;
+		}
 		if (state > WOF_INTERNAL_ONCE_COMPLETE)
-			return once_corrupt(once, word);
+			return corrupt(once, word);
 
 		if (state & WOF_INTERNAL_ONCE_RUNNING) {
 			if (mode == MODE_SYNC)
 				return 0;
 			if (running_here(once, gen))
 				return EDEADLK;
-			uint64_t queued = word | WOF_INTERNAL_ONCE_QUEUED;
-			/* Acquire: on failure the loop may find COMPLETE in `word` (pairs with
-			 * once_finish's release); success needs no more than that (C11 forbids less). */
-			if (word != queued &&
-			    !__atomic_compare_exchange_n(&once->_wof_word, &word, queued, false,
-			                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
-				continue;
-			wof_internal_park(&once->_wof_word, queued);
-			/* Acquire: pairs with once_finish's release. */
-			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+			word = queue_and_park(once, word, word | WOF_INTERNAL_ONCE_QUEUED);
+			gen = wof_internal_generation();
 			continue;
 		}
 
 		/* Incomplete here. A stale word with a wipe hook needs a run of its own first. */
 		bool wipe_first = stale && wipe != NULL && word != 0;
 		if (mode == MODE_RUN || wipe_first) {
-			uint32_t claim = WOF_INTERNAL_ONCE_RUNNING | (state & WOF_INTERNAL_ONCE_QUEUED);
-			/* Acquire: pairs with the release of a failed run, whose writes fn may see. */
-			if (!__atomic_compare_exchange_n(&once->_wof_word, &word,
-			                                 wof_internal_once_word(gen, claim), false,
-			                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+			if (!claim(once, &word, gen))
 				continue;
+			uint32_t now = wof_internal_generation();
+			if (now != gen) {
+				/* Claimed in the parent, forked (from a signal handler) before fn
+				 * started: the claim is stale here; claim again in this process. */
+				gen = now;
+				/* Acquire: pairs with finish's release, as above. */
+				word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+				continue;
+			}
+			/* `word` is still the value claimed over. */
 			bool held = wipe_first && (uint32_t)word == WOF_INTERNAL_ONCE_COMPLETE;
-			int rc = once_run(once, gen, wipe_first ? wipe : NULL, wipe_ctx, held,
-			                  mode == MODE_RUN ? fn : NULL, arg);
+			int rc = run(once, gen, wipe_first ? wipe : NULL, wipe_ctx, held,
+			             mode == MODE_RUN ? fn : NULL, arg);
 			if (mode == MODE_RUN)
 				return rc;
-			/* Acquire: pairs with once_finish's release (of this or a later run). */
+			/* Acquire: pairs with finish's release (of this or a later run). */
 			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 			continue;
 		}
 
 		if (mode == MODE_SYNC)
 			return 0;
-
 		/* MODE_WAIT on an incomplete once: say so in the word, then sleep. */
-		uint64_t queued = wof_internal_once_word(gen, WOF_INTERNAL_ONCE_QUEUED);
-		/* Acquire: on failure `word` may be COMPLETE (pairs with once_finish's release). */
-		if (word != queued &&
-		    !__atomic_compare_exchange_n(&once->_wof_word, &word, queued, false,
-		                                 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
-			continue;
-		wof_internal_park(&once->_wof_word, queued);
-		/* Acquire: pairs with once_finish's release. */
-		word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
+		word = queue_and_park(once, word,
+		                      wof_internal_once_word(gen, WOF_INTERNAL_ONCE_QUEUED));
+		gen = wof_internal_generation();
 	}
+}
+
+/* errno is the caller's again when the call succeeds; a failing fn's errno is the result. */
+static int once_entry(wof_once_t *once, enum mode mode, int (*fn)(void *), void *arg,
+                      wof_internal_wipe_fn wipe, void *wipe_ctx)
+{
+	int saved_errno = errno;
+	int rc = once_slow(once, mode, fn, arg, wipe, wipe_ctx);
+
+	if (rc == 0)
+		wof_internal_restore_errno(saved_errno);
+	return rc;
 }
 
 WOF_API WOF_COLD int wof_internal_once_slow(wof_once_t *once, int (*fn)(void *), void *arg,
@@ -194,7 +265,7 @@ WOF_API WOF_COLD int wof_internal_once_slow(wof_once_t *once, int (*fn)(void *),
 {
 	if (!once || !fn)
 		return EINVAL;
-	return once_slow(once, MODE_RUN, fn, arg, wipe, wipe_ctx);
+	return once_entry(once, MODE_RUN, fn, arg, wipe, wipe_ctx);
 }
 
 WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_wipe_fn wipe,
@@ -202,13 +273,13 @@ WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_
 {
 	if (!once)
 		return EINVAL;
-	return once_slow(once, MODE_WAIT, NULL, NULL, wipe, wipe_ctx);
+	return once_entry(once, MODE_WAIT, NULL, NULL, wipe, wipe_ctx);
 }
 
 WOF_API WOF_COLD void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe,
                                              void *wipe_ctx)
 {
-	(void)once_slow(once, MODE_SYNC, NULL, NULL, wipe, wipe_ctx);
+	(void)once_entry(once, MODE_SYNC, NULL, NULL, wipe, wipe_ctx);
 }
 
 struct call_adapter {
@@ -230,5 +301,5 @@ WOF_API WOF_COLD int wof_internal_once_call_slow(wof_once_t *once, void (*fn)(vo
 
 	if (!once || !fn)
 		return EINVAL;
-	return once_slow(once, MODE_RUN, call_adapter, &call, NULL, NULL);
+	return once_entry(once, MODE_RUN, call_adapter, &call, NULL, NULL);
 }

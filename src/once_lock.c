@@ -18,24 +18,53 @@
 
 
 /* Relaxed: published by the once word's release; atomic for the reason given at
- * wof_internal_once_lock_value (include/wof/once_lock.h). */
+ * wof_internal_once_lock_value (include/wof/once_lock.h). A lock with an on_wipe hook is
+ * listed for wof_sweep() here, inside the run that fills it, before it completes. */
 static void value_store(wof_once_lock_t *lock, void *value)
 {
+	if (value && lock->_wof_on_wipe)
+		wof_internal_sweep_list_once_lock(lock);
 	__atomic_store_n(&lock->_wof_value, value, __ATOMIC_RELAXED);
 }
 
-/* Runs inside a once run, so at most once per lock per process and before any init. */
-static void wipe_value(void *ctx, bool held)
+/* Runs inside a once run, so at most once per lock per process and before any init.
+ * True when it called on_wipe. */
+static bool forget_value(wof_once_lock_t *lock, bool held)
 {
-	wof_once_lock_t *lock = ctx;
 	void *stale = wof_internal_once_lock_value(lock);
 
 	value_store(lock, NULL);
-	if (held && stale && lock->_wof_on_wipe) {
-		int saved_errno = errno; /* the hook's errno is not the caller's */
-		lock->_wof_on_wipe(stale);
-		wof_internal_restore_errno(saved_errno);
-	}
+	if (!held || !stale || !lock->_wof_on_wipe)
+		return false;
+	int saved_errno = errno; /* the hook's errno is not the caller's */
+	lock->_wof_on_wipe(stale);
+	wof_internal_restore_errno(saved_errno);
+	return true;
+}
+
+static void wipe_value(void *ctx, bool held)
+{
+	(void)forget_value(ctx, held);
+}
+
+struct sweep {
+	wof_once_lock_t *lock;
+	size_t hooks;
+};
+
+static void sweep_value(void *ctx, bool held)
+{
+	struct sweep *sweep = ctx;
+
+	sweep->hooks += forget_value(sweep->lock, held);
+}
+
+size_t wof_internal_once_lock_sweep(void *lock)
+{
+	struct sweep sweep = { lock, 0 };
+
+	wof_internal_once_sync(&sweep.lock->_wof_once, sweep_value, &sweep);
+	return sweep.hooks;
 }
 
 static int run_locked(wof_once_lock_t *lock, int (*fn)(void *), void *arg)

@@ -2,7 +2,8 @@
 /*
  * Parking: the only file in wof that knows how a thread sleeps.
  *
- * Callers park on a 64-bit once word whose low 32 bits are the state. With futexes
+ * Callers park on a 64-bit once word whose low 32 bits are the state, for WOF_INTERNAL_PARK_MS
+ * at most (see src/wof-private.h for why every sleep is bounded). With futexes
  * (Linux, WOF_PARK_FUTEX) the kernel compares that half -- the first or second 4 bytes of the
  * word depending on byte order -- and sleeps. Elsewhere, and under -Dparking=condvar, a fixed
  * table of mutex + condition variable buckets, hashed by address, does the same job.
@@ -22,6 +23,7 @@
 
 #if WOF_PARK_FUTEX
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Spelled out: musl-gcc does not search the kernel's headers. */
@@ -45,9 +47,11 @@ static uint32_t *state_half(uint64_t *word)
 void wof_internal_park(uint64_t *word, uint64_t expected)
 {
 	int saved_errno = errno;
-	/* EAGAIN (the state moved on) and EINTR both mean: re-read the word. */
+	/* Relative: a wait that the kernel restarts after a signal keeps what was left of it. */
+	struct timespec bound = { 0, WOF_INTERNAL_PARK_MS * 1000000L };
+	/* EAGAIN (the state moved on), EINTR and ETIMEDOUT all mean: re-read the word. */
 	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG,
-	        (uint32_t)expected, NULL, NULL, 0);
+	        (uint32_t)expected, &bound, NULL, 0);
 	wof_internal_restore_errno(saved_errno);
 }
 
@@ -62,6 +66,7 @@ void wof_internal_unpark_all(uint64_t *word)
 #else /* condition variables */
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 #define BUCKETS 64
 
@@ -89,8 +94,13 @@ static struct bucket *bucket_of(uint64_t *word)
 		/* Relaxed: claiming publishes nothing; the ready store below does. */
 		if (__atomic_compare_exchange_n(&b->stamp, &stamp, ready & ~(uint64_t)1, false,
 		                                __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			pthread_condattr_t attr;
+			pthread_condattr_init(&attr);
+			/* Monotonic where offered: a clock step neither stretches nor ends a wait. */
+			(void)pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 			pthread_mutex_init(&b->mutex, NULL);
-			pthread_cond_init(&b->cond, NULL);
+			pthread_cond_init(&b->cond, &attr);
+			pthread_condattr_destroy(&attr);
 			/* Release: pairs with the acquire above; the mutex is usable once seen. */
 			__atomic_store_n(&b->stamp, ready, __ATOMIC_RELEASE);
 			return b;
@@ -102,7 +112,15 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 {
 	int saved_errno = errno;
 	struct bucket *b = bucket_of(word);
+	struct timespec deadline;
 	int cancel_state;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_nsec += WOF_INTERNAL_PARK_MS * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
 
 	/* pthread_cond_wait is a cancellation point and FUTEX_WAIT is not: a waiter cancelled
 	 * there would die holding the bucket mutex. Parking is never a cancellation point. */
@@ -111,7 +129,7 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 	/* Relaxed: the mutex orders this check against unpark_all; callers re-read with acquire.
 	 * One wait only: a broadcast for another word in the bucket is a spurious wake-up. */
 	if ((uint32_t)__atomic_load_n(word, __ATOMIC_RELAXED) == (uint32_t)expected)
-		pthread_cond_wait(&b->cond, &b->mutex);
+		pthread_cond_timedwait(&b->cond, &b->mutex, &deadline);
 	pthread_mutex_unlock(&b->mutex);
 	pthread_setcancelstate(cancel_state, NULL);
 	wof_internal_restore_errno(saved_errno);

@@ -1,25 +1,61 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The seams between wof's source files. once.c asks generation.c which process it is in and
- * park.c to sleep; nothing else crosses a file boundary.
+ * park.c to sleep; secret.c asks generation.c to have its pages wiped on fork; nothing else
+ * crosses a file boundary.
  */
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include <wof/generation.h>
 
-/* generation.c -- the only file that knows about fork. */
+/*
+ * generation.c -- the only file that knows about fork.
+ *
+ * wof_internal_generation_refresh() gives the calling process a generation if it has none,
+ * and retries whatever fork detection could not be set up so far (a failed pthread_atfork, a
+ * wipe page that mmap could not map). wof_internal_generation_settled is true once nothing is
+ * left to retry, so slow paths call refresh only while there is.
+ */
 uint32_t wof_internal_generation_refresh(void);
+extern bool wof_internal_generation_settled;
 
 /* The current generation; never 0. Inline fast path, out-of-line refresh. */
 static inline uint32_t wof_internal_generation(void)
 {
 	uint32_t gen = wof_internal_generation_peek();
-	return WOF_LIKELY(gen != 0) ? gen : wof_internal_generation_refresh();
+	/* Relaxed: the flag only says whether refresh has work left; refresh rereads it all. */
+	bool settled = __atomic_load_n(&wof_internal_generation_settled, __ATOMIC_RELAXED);
+	return WOF_LIKELY(gen != 0 && settled) ? gen : wof_internal_generation_refresh();
 }
+
+/*
+ * Ask the kernel to hand [addr, addr + len) -- page-aligned, private, anonymous -- to every
+ * child as zeros (MADV_WIPEONFORK), once the same emulator probe as the generation page's has
+ * passed. False when it will not: then only the atfork child handler zeroes it, for fork().
+ */
+bool wof_internal_wipe_on_fork(void *addr, size_t len);
+
+/*
+ * secret.c -- zero the data of every secret block: all of them (`all`, wof_wipe_all), or only
+ * those the kernel does not wipe (the atfork child handler). Async-signal-safe.
+ */
+void wof_internal_secret_wipe(bool all) __attribute__((__weak__)); /* TEMP until secret.c lands */
+
+/*
+ * sweep.c -- the list of objects with an on_wipe hook, for wof_sweep(). The value types list
+ * an object inside its run, before it completes; wof_sweep() calls back the sweep of each
+ * kind, which wipes the object if it is stale and returns how many on_wipe hooks that ran.
+ */
+void wof_internal_sweep_list_once_lock(void *lock);
+void wof_internal_sweep_list_lazy_static(const void *lazy);
+size_t wof_internal_once_lock_sweep(void *lock);         /* once_lock.c   */
+size_t wof_internal_lazy_static_sweep(const void *lazy); /* lazy_static.c */
 
 /*
  * Put errno back as the caller had it, writing it only when it changed (an untouched errno
@@ -32,12 +68,36 @@ static inline void wof_internal_restore_errno(int saved_errno)
 }
 
 /*
+ * ThreadSanitizer, when the program was built with it and libwof was not: the happens-before
+ * edges that libwof makes with its own atomics are invisible to TSan, so libwof tells TSan
+ * about them through the runtime's annotation entry points, found as weak symbols (NULL in a
+ * program without TSan, where these cost one compare on a slow path).
+ */
+void __tsan_acquire(void *addr) __attribute__((__weak__));
+void __tsan_release(void *addr) __attribute__((__weak__));
+
+static inline void wof_internal_tsan_acquire(const void *addr)
+{
+	if (__tsan_acquire)
+		__tsan_acquire((void *)(uintptr_t)addr);
+}
+
+static inline void wof_internal_tsan_release(const void *addr)
+{
+	if (__tsan_release)
+		__tsan_release((void *)(uintptr_t)addr);
+}
+
+/*
  * park.c -- the only file that knows about futexes and condition variables.
  *
  * wof_internal_park() sleeps while the state half of *word equals the state half of
- * `expected`; it may return early (signals, spurious wake-ups): callers re-read the word.
- * wof_internal_unpark_all() wakes every thread parked on `word`; call it after changing the
- * word. Neither changes errno.
+ * `expected`, for a bounded time (WOF_INTERNAL_PARK_MS at most): it may return early (signals,
+ * spurious wake-ups, the bound), so callers re-read the generation and the word. A thread that
+ * a fork from a signal handler carried into a child while it slept wakes by that bound and
+ * finds itself in a new generation. wof_internal_unpark_all() wakes every thread parked on
+ * `word`; call it after changing the word. Neither changes errno.
  */
+#define WOF_INTERNAL_PARK_MS 50
 void wof_internal_park(uint64_t *word, uint64_t expected);
 void wof_internal_unpark_all(uint64_t *word);
