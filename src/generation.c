@@ -77,8 +77,7 @@ static void clear_cell_in_child(void)
 	uint32_t *cell = __atomic_load_n(&wof_internal_generation_cell, __ATOMIC_RELAXED);
 	if (cell != &pristine_cell)
 		__atomic_store_n(cell, 0, __ATOMIC_RELAXED);
-	if (wof_internal_secret_wipe) /* TEMP */
-		wof_internal_secret_wipe(false);
+	wof_internal_secret_wipe(false);
 }
 
 #if WOF_HAVE_WIPEONFORK
@@ -265,8 +264,7 @@ WOF_API void wof_wipe_all(void)
 
 	(void)wof_internal_generation(); /* a cell of this process's own, not the pristine one */
 	uint32_t *cell = current_cell();
-	if (wof_internal_secret_wipe) /* TEMP */
-		wof_internal_secret_wipe(true);
+	wof_internal_secret_wipe(true);
 	/* Relaxed: as take_generation; the caller guarantees that no other thread uses wof. */
 	do
 		next = __atomic_add_fetch(&last_generation, 1, __ATOMIC_RELAXED);

@@ -45,7 +45,7 @@ bool wof_internal_wipe_on_fork(void *addr, size_t len);
  * secret.c -- zero the data of every secret block: all of them (`all`, wof_wipe_all), or only
  * those the kernel does not wipe (the atfork child handler). Async-signal-safe.
  */
-void wof_internal_secret_wipe(bool all) __attribute__((__weak__)); /* TEMP until secret.c lands */
+void wof_internal_secret_wipe(bool all);
 
 /*
  * sweep.c -- the list of objects with an on_wipe hook, for wof_sweep(). The value types list

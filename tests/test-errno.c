@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * errno after a successful call is the caller's, even when the initialiser set errno on its
+ * way to success (as real initialisers do: a probe that fails before one that works); after a
+ * failed initialiser it is what the initialiser left; wof's own errors set it only where the
+ * function reports through errno.
+ */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define CALLER_ERRNO 4242 /* not a value any initialiser here sets */
+
+static void noisy_call(void *arg)
+{
+	(void)arg;
+	errno = ENOENT;
+}
+
+static int noisy_try(void *arg)
+{
+	(void)arg;
+	errno = ENOENT;
+	return 0;
+}
+
+static int failing_try(void *arg)
+{
+	(void)arg;
+	errno = ENOENT;
+	return EIO;
+}
+
+static int value = 7;
+
+static void *noisy_init(void *arg)
+{
+	(void)arg;
+	errno = ENOENT;
+	return &value;
+}
+
+static void *failing_init(void *arg)
+{
+	(void)arg;
+	errno = ENOENT;
+	return NULL;
+}
+
+static int noisy_try_init(void *arg, void **out)
+{
+	(void)arg;
+	errno = ENOENT;
+	*out = &value;
+	return 0;
+}
+
+static int noisy_static_init(int *slot)
+{
+	errno = ENOENT;
+	*slot = 1;
+	return 0;
+}
+
+static int failing_static_init(int *slot)
+{
+	(void)slot;
+	errno = ENOENT;
+	return -1;
+}
+
+WOF_LAZY_STATIC(int, noisy_static, noisy_static_init);
+WOF_LAZY_STATIC(int, failing_static, failing_static_init);
+
+Test(errno_rule, success_leaves_the_callers_errno)
+{
+	wof_once_t once = WOF_ONCE_INIT, try_once = WOF_ONCE_INIT;
+	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT, try_lock = WOF_ONCE_LOCK_INIT;
+	wof_lazy_lock_t lazy = WOF_LAZY_LOCK_INIT(noisy_init, NULL);
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT, try_cell = WOF_ONCE_CELL_INIT;
+	wof_lazy_cell_t lazy_cell = WOF_LAZY_CELL_INIT(noisy_init, NULL);
+	void *out = NULL;
+
+	errno = CALLER_ERRNO;
+	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_call: errno %d", errno);
+	cr_assert_eq(wof_once_try_call(&try_once, noisy_try, NULL), 0);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_try_call: errno %d", errno);
+	cr_assert_eq(wof_once_lock_get_or_init(&lock, noisy_init, NULL), &value);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_lock_get_or_init: errno %d", errno);
+	cr_assert_eq(wof_once_lock_get_or_try_init(&try_lock, noisy_try_init, NULL, &out), 0);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_lock_get_or_try_init: errno %d", errno);
+	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_lazy_lock_force: errno %d", errno);
+	cr_assert_eq(*noisy_static(), 1);
+	cr_assert_eq(errno, CALLER_ERRNO, "WOF_LAZY_STATIC: errno %d", errno);
+	cr_assert_eq(wof_once_cell_get_or_init(&cell, noisy_init, NULL), &value);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_cell_get_or_init: errno %d", errno);
+	cr_assert_eq(wof_once_cell_get_or_try_init(&try_cell, noisy_try_init, NULL, &out), 0);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_cell_get_or_try_init: errno %d", errno);
+	cr_assert_eq(wof_lazy_cell_force(&lazy_cell), &value);
+	cr_assert_eq(errno, CALLER_ERRNO, "wof_lazy_cell_force: errno %d", errno);
+	/* Completed: the fast paths touch nothing. */
+	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
+	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
+	cr_assert_eq(errno, CALLER_ERRNO);
+}
+
+Test(errno_rule, failure_leaves_the_initialisers_errno)
+{
+	wof_once_t once = WOF_ONCE_INIT;
+	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
+	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
+
+	errno = CALLER_ERRNO;
+	cr_assert_eq(wof_once_try_call(&once, failing_try, NULL), EIO);
+	cr_assert_eq(errno, ENOENT);
+	errno = CALLER_ERRNO;
+	cr_assert_null(wof_once_lock_get_or_init(&lock, failing_init, NULL));
+	cr_assert_eq(errno, ENOENT);
+	errno = CALLER_ERRNO;
+	cr_assert_null(failing_static());
+	cr_assert_eq(errno, ENOENT);
+	errno = CALLER_ERRNO;
+	cr_assert_null(wof_once_cell_get_or_init(&cell, failing_init, NULL));
+	cr_assert_eq(errno, ENOENT);
+}
+
+/* A hook's errno is not the caller's either, in a child's first use. */
+static void noisy_wipe(void *stale)
+{
+	(void)stale;
+	errno = ENOENT;
+}
+
+static wof_once_lock_t wiped = WOF_ONCE_LOCK_INIT_ON_WIPE(noisy_wipe);
+
+static int child_errno(void *arg)
+{
+	(void)arg;
+	errno = CALLER_ERRNO;
+	if (wof_once_lock_get_or_init(&wiped, noisy_init, NULL) != &value)
+		return 1;
+	return errno == CALLER_ERRNO ? 0 : 2;
+}
+
+Test(errno_rule, child_first_use_leaves_the_callers_errno, .timeout = 30)
+{
+	cr_assert_eq(wof_once_lock_set(&wiped, &value), 0);
+	int code = th_wait(th_spawn(TH_FORK, child_errno, NULL), TH_DEADLINE_S);
+	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+}
