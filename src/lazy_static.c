@@ -27,9 +27,7 @@ static void lazy_static_wipe(void *ctx, bool held)
 	const struct wof_internal_lazy_static *lazy = run->lazy;
 
 	if (held && lazy->on_wipe) {
-		int saved_errno = errno; /* the hook's errno is not the caller's */
-		lazy->on_wipe(lazy->slot);
-		wof_internal_restore_errno(saved_errno);
+		wof_internal_call_on_wipe(lazy->on_wipe, lazy->slot);
 		run->hooks++;
 	}
 	memset(lazy->slot, 0, lazy->size);

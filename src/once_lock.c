@@ -36,9 +36,7 @@ static bool forget_value(wof_once_lock_t *lock, bool held)
 	value_store(lock, NULL);
 	if (!held || !stale || !lock->_wof_on_wipe)
 		return false;
-	int saved_errno = errno; /* the hook's errno is not the caller's */
-	lock->_wof_on_wipe(stale);
-	wof_internal_restore_errno(saved_errno);
+	wof_internal_call_on_wipe(lock->_wof_on_wipe, stale);
 	return true;
 }
 

@@ -67,6 +67,15 @@ static inline void wof_internal_restore_errno(int saved_errno)
 		errno = saved_errno;
 }
 
+/* Hand a stale value to the user's on_wipe hook; the hook's errno is not the caller's. */
+static inline void wof_internal_call_on_wipe(void (*on_wipe)(void *), void *stale)
+{
+	int saved_errno = errno;
+
+	on_wipe(stale);
+	wof_internal_restore_errno(saved_errno);
+}
+
 /*
  * ThreadSanitizer, when the program was built with it and libwof was not: the happens-before
  * edges that libwof makes with its own atomics are invisible to TSan, so libwof tells TSan
