@@ -23,8 +23,8 @@
  *
  * A thread's idea of g can itself go stale: a signal handler may fork, and the interrupted
  * thread carries on in the child. So g is read again after every park (parks are bounded, so
- * one that began in the parent ends in the child) and after every claim: a run claimed in
- * the parent whose fn had not started -- fn starts when the runner has read g for the last
+ * one that began in the parent ends in the child) and just before fn is called: a run claimed
+ * in the parent whose fn had not started -- fn starts when the runner has read g for the last
  * time -- is claimed again in the child and runs there, once.
  *
  * A value type may pass a wipe hook: taking over a stale word that is not all-zero then
@@ -35,10 +35,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "thread-exit.h"
 #include "wof-private.h"
 #include <wof/once.h>
 
@@ -50,7 +50,7 @@ enum mode {
 
 /*
  * The runs this thread is inside: re-entry is EDEADLK, not a hang. The first RUNS_MAX live in
- * an array in thread-local storage rather than in a list through the runners' stack frames, so
+ * an array in the thread's record rather than in a list through the runners' stack frames, so
  * that a run left by longjmp leaves an entry that is merely stale (its once answers EDEADLK to
  * this thread from then on) and never a pointer into a dead frame. Deeper runs are chained
  * through their frames, innermost first.
@@ -61,16 +61,118 @@ struct run {
 	uint32_t gen;
 	struct run *outer; /* deeper than RUNS_MAX only */
 };
-static _Thread_local struct run runs[RUNS_MAX];
-static _Thread_local struct run *overflow;
-static _Thread_local unsigned depth;
+struct runs {
+	unsigned depth;
+	struct run *overflow; /* the innermost of the runs deeper than RUNS_MAX */
+	struct run open[RUNS_MAX];
+};
+
+static void finish(wof_once_t *once, uint32_t gen, uint32_t state);
+
+/*
+ * The thread's record, and a thread that ends inside fn.
+ *
+ * POSIX: cancellation and pthread_exit leave fn through run()'s cleanup handler (abandon), so
+ * the record is plain thread-local storage.
+ *
+ * Windows: C++ exceptions leave through the same handler (thread-exit.h), but a thread that
+ * calls ExitThread or _endthreadex inside fn does not unwind at all, and its waiters would
+ * wait for ever. So the record lives in fiber-local storage, whose callback runs when the
+ * thread ends, with the thread's record, and abandons every run still open in it, innermost
+ * first: the next caller claims the run, as after a cancellation. Not in thread-local storage:
+ * mingw emulates that, and frees a thread's blocks before the callback runs when the thread
+ * ends by winpthreads' pthread_exit. Runs deeper than RUNS_MAX are not abandoned there: their
+ * entries live in frames that such a thread has already left (by longjmp). The record is
+ * allocated at the thread's first run and freed at its end. The DLL that holds the callback is
+ * pinned, as -z nodelete pins libwof on Linux: after a FreeLibrary() the callback would be
+ * gone while threads still hold records.
+ *
+ * A thread that cannot have a record (no memory, no fiber-local slot left in the process) uses
+ * a thread-local one, without the callback, from its first run until its outermost run ends.
+ * Other threads look there only once some thread has had to: emulated thread-local storage
+ * allocates on first use, and is never freed by the win32 runtime.
+ */
+#if defined(_WIN32)
+#include <windows.h>
+
+static DWORD runs_slot = FLS_OUT_OF_INDEXES;
+static unsigned fallbacks; /* how many times a thread had to use fallback_runs */
+static _Thread_local struct runs fallback_runs;
+
+static void WINAPI runs_at_thread_exit(void *record)
+{
+	struct runs *runs = record;
+
+	for (unsigned i = runs->depth < RUNS_MAX ? runs->depth : RUNS_MAX; i-- > 0;)
+		finish(runs->open[i].once, runs->open[i].gen, WOF_INTERNAL_ONCE_INCOMPLETE);
+	HeapFree(GetProcessHeap(), 0, runs);
+}
+
+static DWORD runs_slot_get(void)
+{
+	/* Relaxed: a slot is an index; FlsAlloc itself makes it valid for every thread. */
+	DWORD slot = __atomic_load_n(&runs_slot, __ATOMIC_RELAXED);
+	HMODULE self;
+
+	if (slot != FLS_OUT_OF_INDEXES)
+		return slot;
+	DWORD mine = FlsAlloc(runs_at_thread_exit);
+	if (mine == FLS_OUT_OF_INDEXES)
+		return mine;
+	if (!__atomic_compare_exchange_n(&runs_slot, &slot, mine, false, __ATOMIC_RELAXED,
+	                                 __ATOMIC_RELAXED)) {
+		FlsFree(mine); /* another thread was first; no thread has a value in this one */
+		return slot;
+	}
+	(void)GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+	                                 GET_MODULE_HANDLE_EX_FLAG_PIN,
+	                         (LPCWSTR)(const void *)&runs_slot, &self);
+	return mine;
+}
+
+/* The calling thread's record; NULL if it has none and `create` is false. */
+static struct runs *thread_runs(bool create)
+{
+	DWORD saved_error = GetLastError(); /* the caller's GetLastError() is not ours to change */
+	DWORD slot = runs_slot_get();
+	struct runs *runs = slot == FLS_OUT_OF_INDEXES ? NULL : FlsGetValue(slot);
+
+	/* Relaxed: only this thread's own fallback_runs is read, and only this thread counts. */
+	if (!runs && __atomic_load_n(&fallbacks, __ATOMIC_RELAXED) && fallback_runs.depth)
+		runs = &fallback_runs;
+	if (!runs && create) {
+		runs = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof *runs);
+		if (runs && (slot == FLS_OUT_OF_INDEXES || !FlsSetValue(slot, runs))) {
+			HeapFree(GetProcessHeap(), 0, runs);
+			runs = NULL;
+		}
+		if (!runs) {
+			__atomic_add_fetch(&fallbacks, 1, __ATOMIC_RELAXED);
+			runs = &fallback_runs;
+		}
+	}
+	SetLastError(saved_error);
+	return runs;
+}
+#else
+static _Thread_local struct runs thread_record;
+
+static struct runs *thread_runs(bool create)
+{
+	(void)create;
+	return &thread_record;
+}
+#endif
 
 static bool running_here(const wof_once_t *once, uint32_t gen)
 {
-	for (unsigned i = 0; i < depth && i < RUNS_MAX; i++)
-		if (runs[i].once == once && runs[i].gen == gen)
+	const struct runs *runs = thread_runs(false);
+
+	for (unsigned i = 0; runs && i < runs->depth && i < RUNS_MAX; i++)
+		if (runs->open[i].once == once && runs->open[i].gen == gen)
 			return true;
-	for (const struct run *r = depth > RUNS_MAX ? overflow : NULL; r; r = r->outer)
+	for (const struct run *r = runs && runs->depth > RUNS_MAX ? runs->overflow : NULL; r;
+	     r = r->outer)
 		if (r->once == once && r->gen == gen)
 			return true;
 	return false;
@@ -78,19 +180,23 @@ static bool running_here(const wof_once_t *once, uint32_t gen)
 
 static void runs_push(struct run *run)
 {
-	if (depth < RUNS_MAX) {
-		runs[depth] = *run;
+	struct runs *runs = thread_runs(true);
+
+	if (runs->depth < RUNS_MAX) {
+		runs->open[runs->depth] = *run;
 	} else {
-		run->outer = overflow;
-		overflow = run;
+		run->outer = runs->overflow;
+		runs->overflow = run;
 	}
-	depth++;
+	runs->depth++;
 }
 
 static void runs_pop(struct run *run)
 {
-	if (--depth >= RUNS_MAX)
-		overflow = run->outer;
+	struct runs *runs = thread_runs(true);
+
+	if (--runs->depth >= RUNS_MAX)
+		runs->overflow = run->outer;
 }
 
 /* finish: the runner leaves its run with `state`, waking parked threads if any. */
@@ -119,21 +225,31 @@ static void abandon(void *arg)
 	finish(run->once, run->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
 }
 
-/* run: the claimed run -- the wipe hook if due, then fn -- and its finish. fn's result. */
+/*
+ * run: the claimed run -- the wipe hook if due, then fn -- and its finish. fn's result, or
+ * false in *started when the process turned out to be a child of the one that claimed: fn
+ * starts when the runner has read the generation for the last time, just before the call, and
+ * a fork (from a signal handler) before that read leaves the claim to the parent.
+ */
 static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
-               bool held, int (*fn)(void *), void *arg)
+               bool held, int (*fn)(void *), void *arg, bool *started)
 {
 	struct run self = { once, gen, NULL };
 	int rc = 0;
 
+	*started = true;
 	runs_push(&self);
-	pthread_cleanup_push(abandon, &self);
+	WOF_INTERNAL_CLEANUP_PUSH(abandon, &self);
 	if (wipe)
 		wipe(wipe_ctx, held);
-	if (fn)
+	if (fn && wof_internal_generation() != gen)
+		*started = false;
+	else if (fn)
 		rc = fn(arg);
-	pthread_cleanup_pop(0);
+	WOF_INTERNAL_CLEANUP_POP(0);
 	runs_pop(&self);
+	if (!*started)
+		return 0; /* the word is stale here: the caller claims it again in this process */
 	finish(once, gen, fn && rc == 0 ? WOF_INTERNAL_ONCE_COMPLETE : WOF_INTERNAL_ONCE_INCOMPLETE);
 	return rc;
 }
@@ -219,20 +335,14 @@ static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *
 		if (mode == MODE_RUN || wipe_first) {
 			if (!claim(once, &word, gen))
 				continue;
-			uint32_t now = wof_internal_generation();
-			if (now != gen) {
-				/* Claimed in the parent, forked (from a signal handler) before fn
-				 * started: the claim is stale here; claim again in this process. */
-				gen = now;
-				/* Acquire: pairs with finish's release, as above. */
-				word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
-				continue;
-			}
 			/* `word` is still the value claimed over. */
 			bool held = wipe_first && (uint32_t)word == WOF_INTERNAL_ONCE_COMPLETE;
+			bool started;
 			int rc = run(once, gen, wipe_first ? wipe : NULL, wipe_ctx, held,
-			             mode == MODE_RUN ? fn : NULL, arg);
-			if (mode == MODE_RUN)
+			             mode == MODE_RUN ? fn : NULL, arg, &started);
+			if (!started)
+				gen = wof_internal_generation();
+			else if (mode == MODE_RUN)
 				return rc;
 			/* Acquire: pairs with finish's release (of this or a later run). */
 			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);

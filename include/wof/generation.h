@@ -28,10 +28,20 @@ extern "C" {
  */
 WOF_API uint32_t wof_generation(void);
 
+/* wof_generation() is inline once the process has a generation: one load. `&wof_generation`
+ * and `(wof_generation)()` still name the exported function. */
+static inline uint32_t wof_internal_generation_fast(void)
+{
+	uint32_t gen = wof_internal_generation_peek();
+	return WOF_LIKELY(gen != 0) ? gen : (wof_generation)();
+}
+#define wof_generation() wof_internal_generation_fast()
+
 /** Bits of wof_fork_detection(). */
 #define WOF_FORK_DETECT_NONE 0u       /* nothing: objects keep their state across fork   */
 #define WOF_FORK_DETECT_ATFORK 1u     /* a pthread_atfork child handler: fork() children */
 #define WOF_FORK_DETECT_WIPEONFORK 2u /* a MADV_WIPEONFORK page: every address-space copy */
+#define WOF_FORK_DETECT_NO_FORK 4u    /* the system has no fork(): nothing to detect     */
 
 /**
  * wof_fork_detection() - which mechanisms tell this process's children they are new.
@@ -43,12 +53,15 @@ WOF_API uint32_t wof_generation(void);
  * children are detected. A mechanism that could not be set up (pthread_atfork or mmap failed
  * for lack of memory) is retried by later slow paths, and reported only once it is in effect.
  * WOF_FORK_DETECT_NONE (0) means that neither is, yet: a child forked now would keep every
- * object as its parent left it, as pthread_once does.
+ * object as its parent left it, as pthread_once does. On Windows, which has no fork(), the
+ * result is always WOF_FORK_DETECT_NO_FORK, alone: there is no child to detect, the generation
+ * changes only through wof_wipe_all(), and objects are never wiped otherwise.
  *
  * Memory ordering: none.
  * Fork: a child reports what its parent had, or more once a retry succeeds.
  *
- * Return: a combination of the WOF_FORK_DETECT_* bits; 0 when no fork would be detected.
+ * Return: a combination of the WOF_FORK_DETECT_* bits; 0 when no fork would be detected;
+ * WOF_FORK_DETECT_NO_FORK where there is no fork().
  */
 WOF_API unsigned wof_fork_detection(void);
 

@@ -26,24 +26,45 @@ extern "C" {
 #endif
 
 /*
- * The calling process's generation lives in a word that every child sees as 0: a
- * MADV_WIPEONFORK page where the kernel offers one, else a page that the atfork child handler
- * clears. Until the first slow path runs it points at a read-only zero. Never touch.
+ * A cast, and the null pointer, in the inline code and macros of the public headers: C++'s own
+ * spellings in C++, so that consumers' -Wold-style-cast and -Wzero-as-null-pointer-constant
+ * stay quiet, and C's in C. Never use them outside wof's headers.
  */
-WOF_API extern uint32_t *wof_internal_generation_cell;
+#ifdef __cplusplus
+#define WOF_INTERNAL_STATIC_CAST(type, expr) static_cast<type>(expr)
+#define WOF_INTERNAL_NULL nullptr
+#else
+#define WOF_INTERNAL_STATIC_CAST(type, expr) ((type)(expr))
+#define WOF_INTERNAL_NULL NULL
+#endif
+
+/*
+ * The fork page: the calling process's generation, shifted to where a once word keeps it. It
+ * reads 0 in every new process: the page is marked MADV_WIPEONFORK where the kernel offers it,
+ * and an atfork child handler clears it otherwise. It is one object at a link-time address, so
+ * the fast paths reach it without a pointer; it is aligned to, and as large as, the largest
+ * page size (64 KiB), so that it fills whole pages wherever it lands: in libwof's data, or in
+ * an executable's when the linker copy-relocates it there (copies keep their alignment).
+ * Never touch.
+ */
+#define WOF_INTERNAL_FORK_PAGE 65536
+struct wof_internal_fork {
+	uint64_t generation; /* this process's generation << 32; 0 until it has one */
+	unsigned char pad[WOF_INTERNAL_FORK_PAGE - 8];
+};
+WOF_API extern struct wof_internal_fork wof_internal_fork;
+
+/* Relaxed: the page only ever holds 0 or this process's value, set before any object of this
+ * process is stamped with it; a 0 only sends the caller to the slow path. */
+#define WOF_INTERNAL_GENERATION_WORD() __atomic_load_n(&wof_internal_fork.generation, __ATOMIC_RELAXED)
 
 /*
  * The generation of this process, or 0 when this process has not looked it up yet (every
- * process starts at 0, so 0 sends the caller to a slow path, which refreshes it).
+ * process starts at 0, so 0 sends the caller to a slow path, which takes one).
  */
 static inline uint32_t wof_internal_generation_peek(void)
 {
-	/* Acquire: pairs with the release CAS that publishes the cell (src/generation.c), so the
-	 * page's zero-fill by mmap happens-before this read (a plain load on x86). */
-	uint32_t *cell = __atomic_load_n(&wof_internal_generation_cell, __ATOMIC_ACQUIRE);
-	/* Relaxed: the cell only ever holds 0 or this process's final value; a 0 only sends
-	 * the caller to the slow path, which refreshes it. */
-	return __atomic_load_n(cell, __ATOMIC_RELAXED);
+	return WOF_INTERNAL_STATIC_CAST(uint32_t, WOF_INTERNAL_GENERATION_WORD() >> 32);
 }
 
 /*
@@ -57,7 +78,7 @@ static inline uint32_t wof_internal_generation_peek(void)
 
 static inline uint64_t wof_internal_once_word(uint32_t generation, uint32_t state)
 {
-	return ((uint64_t)generation << 32) | state;
+	return (WOF_INTERNAL_STATIC_CAST(uint64_t, generation) << 32) | state;
 }
 
 /*

@@ -37,14 +37,15 @@ WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_
 WOF_API WOF_COLD void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe,
                                              void *wipe_ctx);
 
-/* True when `once` completed in this process: one acquire load and one compare. */
+/* True when `once` completed in this process: two loads (the once, the fork page) and a compare. */
 static inline bool wof_internal_once_done(wof_once_t *once)
 {
-	/* Acquire: pairs with the release that completes the once (src/once.c, once_finish), so
+	/* Acquire: pairs with the release that completes the once (src/once.c, finish), so
 	 * everything fn wrote is visible to whoever sees the completed word. */
 	uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
-	return WOF_LIKELY(word == wof_internal_once_word(wof_internal_generation_peek(),
-	                                                 WOF_INTERNAL_ONCE_COMPLETE));
+	/* generation << 32 | COMPLETE; before the process has a generation the page reads 0,
+	 * and no word is (0, COMPLETE): generation 0 is never taken. */
+	return WOF_LIKELY((word ^ WOF_INTERNAL_GENERATION_WORD()) == WOF_INTERNAL_ONCE_COMPLETE);
 }
 
 /**
@@ -65,7 +66,8 @@ static inline bool wof_internal_once_done(wof_once_t *once)
 static inline int wof_once_call(wof_once_t *once, void (*fn)(void *arg), void *arg)
 {
 	/* The NULL tests cost nothing for the usual constant fn and static once. */
-	if (WOF_LIKELY(once != NULL && fn != NULL) && wof_internal_once_done(once))
+	if (WOF_LIKELY(once != WOF_INTERNAL_NULL && fn != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_done(once))
 		return 0;
 	return wof_internal_once_call_slow(once, fn, arg);
 }
@@ -84,9 +86,10 @@ static inline int wof_once_call(wof_once_t *once, void (*fn)(void *arg), void *a
  */
 static inline int wof_once_try_call(wof_once_t *once, int (*fn)(void *arg), void *arg)
 {
-	if (WOF_LIKELY(once != NULL && fn != NULL) && wof_internal_once_done(once))
+	if (WOF_LIKELY(once != WOF_INTERNAL_NULL && fn != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_done(once))
 		return 0;
-	return wof_internal_once_slow(once, fn, arg, NULL, NULL);
+	return wof_internal_once_slow(once, fn, arg, WOF_INTERNAL_NULL, WOF_INTERNAL_NULL);
 }
 
 /**
@@ -97,7 +100,7 @@ static inline int wof_once_try_call(wof_once_t *once, int (*fn)(void *arg), void
  */
 static inline bool wof_once_is_completed(wof_once_t *once)
 {
-	return once != NULL && wof_internal_once_done(once);
+	return once != WOF_INTERNAL_NULL && wof_internal_once_done(once);
 }
 
 /**
@@ -110,9 +113,9 @@ static inline bool wof_once_is_completed(wof_once_t *once)
  */
 static inline int wof_once_wait(wof_once_t *once)
 {
-	if (WOF_LIKELY(once != NULL) && wof_internal_once_done(once))
+	if (WOF_LIKELY(once != WOF_INTERNAL_NULL) && wof_internal_once_done(once))
 		return 0;
-	return wof_internal_once_wait_slow(once, NULL, NULL);
+	return wof_internal_once_wait_slow(once, WOF_INTERNAL_NULL, WOF_INTERNAL_NULL);
 }
 
 #ifdef __cplusplus
