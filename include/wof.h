@@ -9,3 +9,4 @@
 #include <wof/once.h>
 #include <wof/once_cell.h>
 #include <wof/once_lock.h>
+#include <wof/secret.h>

@@ -40,21 +40,34 @@
  * than any value its ancestors had taken before they forked. The library is linked with
  * -z nodelete, so a dlclose() never unloads it and a later dlopen() never starts the counter
  * again from 0.
+ *
+ * Windows (WOF_HAVE_FORK 0) has no fork(): no child to detect, no handler to register, no page
+ * to mark. The process takes its generation on first use like any other and keeps it until
+ * wof_wipe_all() takes the next; nothing else ever wipes an object. wof_fork_detection()
+ * reports WOF_FORK_DETECT_NO_FORK, alone.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "wof-private.h"
+
+#if WOF_HAVE_FORK
+#include <pthread.h>
+
+/* Whole pages of its own, so that MADV_WIPEONFORK marks the page and nothing else. */
+#define FORK_PAGE_ALIGNED __attribute__((__aligned__(WOF_INTERNAL_FORK_PAGE)))
+#else
+/* Windows: nothing marks the page, and PE objects cannot be aligned beyond 8 KiB. */
+#define FORK_PAGE_ALIGNED
+#endif
 
 #if WOF_HAVE_WIPEONFORK
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
 
-WOF_API struct wof_internal_fork wof_internal_fork
-        __attribute__((__aligned__(WOF_INTERNAL_FORK_PAGE)));
+WOF_API struct wof_internal_fork wof_internal_fork FORK_PAGE_ALIGNED;
 
 static uint32_t last_generation;
 
@@ -73,12 +86,14 @@ static void set_generation(uint32_t gen)
 	                 __ATOMIC_RELAXED);
 }
 
+#if WOF_HAVE_FORK
 static void clear_page_in_child(void)
 {
 	/* Async-signal-safe: atomic stores and memset. The child is single-threaded here. */
 	set_generation(0);
 	wof_internal_secret_wipe(false);
 }
+#endif
 
 #if WOF_HAVE_WIPEONFORK
 #ifndef MADV_WIPEONFORK
@@ -121,6 +136,7 @@ static void wipe_page(void)
 }
 #endif
 
+#if WOF_HAVE_FORK
 /* Register the atfork handler unless done; one thread tries at a time, a failure is retried. */
 static void register_atfork(void)
 {
@@ -133,6 +149,13 @@ static void register_atfork(void)
 	int rc = pthread_atfork(NULL, NULL, clear_page_in_child);
 	__atomic_store_n(&atfork_state, rc == 0 ? ATFORK_DONE : ATFORK_NONE, __ATOMIC_RELAXED);
 }
+#else
+/* No fork(), so no handler: nothing is left to set up. Relaxed: as above. */
+static void register_atfork(void)
+{
+	__atomic_store_n(&atfork_state, ATFORK_DONE, __ATOMIC_RELAXED);
+}
+#endif
 
 /* The process's generation, taking a new one if it has none. */
 static uint32_t take_generation(void)
@@ -187,6 +210,8 @@ WOF_API uint32_t(wof_generation)(void)
 WOF_API unsigned wof_fork_detection(void)
 {
 	(void)wof_internal_generation();
+	if (!WOF_HAVE_FORK)
+		return WOF_FORK_DETECT_NO_FORK;
 	unsigned how = WOF_FORK_DETECT_NONE;
 	if (__atomic_load_n(&atfork_state, __ATOMIC_RELAXED) == ATFORK_DONE)
 		how |= WOF_FORK_DETECT_ATFORK;

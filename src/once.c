@@ -60,6 +60,7 @@ struct run {
 	wof_once_t *once;
 	uint32_t gen;
 	struct run *outer; /* deeper than RUNS_MAX only */
+	struct runs *in;   /* the record it is in; NULL if the thread could have none */
 };
 struct runs {
 	unsigned depth;
@@ -87,17 +88,15 @@ static void finish(wof_once_t *once, uint32_t gen, uint32_t state);
  * pinned, as -z nodelete pins libwof on Linux: after a FreeLibrary() the callback would be
  * gone while threads still hold records.
  *
- * A thread that cannot have a record (no memory, no fiber-local slot left in the process) uses
- * a thread-local one, without the callback, from its first run until its outermost run ends.
- * Other threads look there only once some thread has had to: emulated thread-local storage
- * allocates on first use, and is never freed by the win32 runtime.
+ * A thread that cannot have a record (no memory, or no fiber-local slot left in the process)
+ * runs fn all the same, unrecorded: a call from inside fn on its own once then waits instead of
+ * returning EDEADLK, and its waiters wait if it ends inside fn. No thread-local fallback: mingw
+ * would emulate it through winpthreads (posix) or leak it at every thread's end (win32).
  */
 #if defined(_WIN32)
 #include <windows.h>
 
 static DWORD runs_slot = FLS_OUT_OF_INDEXES;
-static unsigned fallbacks; /* how many times a thread had to use fallback_runs */
-static _Thread_local struct runs fallback_runs;
 
 static void WINAPI runs_at_thread_exit(void *record)
 {
@@ -119,9 +118,10 @@ static DWORD runs_slot_get(void)
 	DWORD mine = FlsAlloc(runs_at_thread_exit);
 	if (mine == FLS_OUT_OF_INDEXES)
 		return mine;
+	/* Relaxed: as the load; the loser frees its own slot, which no thread has used. */
 	if (!__atomic_compare_exchange_n(&runs_slot, &slot, mine, false, __ATOMIC_RELAXED,
 	                                 __ATOMIC_RELAXED)) {
-		FlsFree(mine); /* another thread was first; no thread has a value in this one */
+		FlsFree(mine);
 		return slot;
 	}
 	(void)GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
@@ -130,25 +130,18 @@ static DWORD runs_slot_get(void)
 	return mine;
 }
 
-/* The calling thread's record; NULL if it has none and `create` is false. */
+/* The calling thread's record, made if `create`; NULL if it has none. */
 static struct runs *thread_runs(bool create)
 {
 	DWORD saved_error = GetLastError(); /* the caller's GetLastError() is not ours to change */
 	DWORD slot = runs_slot_get();
 	struct runs *runs = slot == FLS_OUT_OF_INDEXES ? NULL : FlsGetValue(slot);
 
-	/* Relaxed: only this thread's own fallback_runs is read, and only this thread counts. */
-	if (!runs && __atomic_load_n(&fallbacks, __ATOMIC_RELAXED) && fallback_runs.depth)
-		runs = &fallback_runs;
-	if (!runs && create) {
+	if (!runs && create && slot != FLS_OUT_OF_INDEXES) {
 		runs = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof *runs);
-		if (runs && (slot == FLS_OUT_OF_INDEXES || !FlsSetValue(slot, runs))) {
+		if (runs && !FlsSetValue(slot, runs)) {
 			HeapFree(GetProcessHeap(), 0, runs);
 			runs = NULL;
-		}
-		if (!runs) {
-			__atomic_add_fetch(&fallbacks, 1, __ATOMIC_RELAXED);
-			runs = &fallback_runs;
 		}
 	}
 	SetLastError(saved_error);
@@ -180,8 +173,10 @@ static bool running_here(const wof_once_t *once, uint32_t gen)
 
 static void runs_push(struct run *run)
 {
-	struct runs *runs = thread_runs(true);
+	struct runs *runs = run->in = thread_runs(true);
 
+	if (!runs)
+		return;
 	if (runs->depth < RUNS_MAX) {
 		runs->open[runs->depth] = *run;
 	} else {
@@ -193,9 +188,9 @@ static void runs_push(struct run *run)
 
 static void runs_pop(struct run *run)
 {
-	struct runs *runs = thread_runs(true);
+	struct runs *runs = run->in;
 
-	if (--runs->depth >= RUNS_MAX)
+	if (runs && --runs->depth >= RUNS_MAX)
 		runs->overflow = run->outer;
 }
 
@@ -234,7 +229,7 @@ static void abandon(void *arg)
 static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
                bool held, int (*fn)(void *), void *arg, bool *started)
 {
-	struct run self = { once, gen, NULL };
+	struct run self = { once, gen, NULL, NULL };
 	int rc = 0;
 
 	*started = true;

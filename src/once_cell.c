@@ -10,9 +10,13 @@
  * once per cell per process even if it touches the cell. _wof_busy marks an init in progress:
  * a call from inside it is EDEADLK. An init that forks leaves the child's cell stamped with the
  * parent's generation and busy, which the child forgets without on_wipe: nothing was held.
+ * An init that does not return -- cancelled, pthread_exit, a C++ exception (libwof is built
+ * with -fexceptions) -- unwinds through a cleanup handler (thread-exit.h) that clears
+ * _wof_busy, so the cell is empty and usable afterwards, as a once is after its fn unwinds.
  */
 #include <errno.h>
 
+#include "thread-exit.h"
 #include "wof-private.h"
 #include <wof/once_cell.h>
 
@@ -28,11 +32,8 @@ static void cell_sync(wof_once_cell_t *cell)
 	cell->_wof_value = NULL;
 	cell->_wof_busy = 0;
 	cell->_wof_gen = gen;
-	if (held && cell->_wof_on_wipe) {
-		int saved_errno = errno; /* the hook's errno is not the caller's */
-		cell->_wof_on_wipe(stale);
-		wof_internal_restore_errno(saved_errno);
-	}
+	if (held && cell->_wof_on_wipe)
+		wof_internal_call_on_wipe(cell->_wof_on_wipe, stale);
 }
 
 WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell)
@@ -68,21 +69,41 @@ WOF_API int wof_once_cell_set(wof_once_cell_t *cell, void *value)
 	return wof_once_cell_try_insert(cell, value, NULL);
 }
 
+struct busy {
+	wof_once_cell_t *cell;
+	uint32_t gen;
+};
+
+/* Leave the init in progress: the cell is no longer busy, unless this is a child that init
+ * forked, whose cell belongs to the parent's generation and is forgotten on its next use. */
+static void busy_end(void *arg)
+{
+	struct busy *busy = arg;
+
+	if (wof_internal_generation() == busy->gen)
+		busy->cell->_wof_busy = 0;
+}
+
 /*
  * Run init with the cell marked busy and hand its value to *out; store it unless init forked
  * and this is the child, where the cell stays uninitialised (the value was made for the
- * parent's cell) but the caller still gets what its init made.
+ * parent's cell) but the caller still gets what its init made. An init that unwinds stores
+ * nothing and leaves the cell as it found it: empty, not busy. errno is the caller's again
+ * when init succeeds, init's when it fails.
  */
 static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ctx, void **out)
 {
-	uint32_t gen = cell->_wof_gen;
+	struct busy busy = { cell, cell->_wof_gen };
+	int saved_errno = errno;
 	void *value = NULL;
+	int rc;
 
 	cell->_wof_busy = 1;
-	int rc = run(ctx, &value);
-	bool forked = wof_internal_generation() != gen;
-	if (!forked)
-		cell->_wof_busy = 0;
+	/* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
+	WOF_INTERNAL_CLEANUP_PUSH(busy_end, &busy);
+	rc = run(ctx, &value);
+	WOF_INTERNAL_CLEANUP_POP(1);
+	bool forked = wof_internal_generation() != busy.gen;
 	if (rc)
 		return rc;
 	if (!value)
@@ -90,48 +111,22 @@ static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ct
 	if (!forked)
 		cell->_wof_value = value;
 	*out = value;
+	wof_internal_restore_errno(saved_errno);
 	return 0;
-}
-
-/* An init's failure, as opposed to wof's own EDEADLK/EINVAL: errno is init's. */
-#define INIT_FAILED (-1)
-
-struct init {
-	void *(*init)(void *);
-	void *arg;
-};
-
-static int init_run(void *ctx, void **out)
-{
-	struct init *init = ctx;
-
-	*out = init->init(init->arg);
-	return *out ? 0 : INIT_FAILED;
 }
 
 WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *cell,
                                                                void *(*fn)(void *), void *arg)
 {
-	struct init init = { fn, arg };
-	void *value;
+	struct wof_internal_init init = { fn, arg };
+	void *value = NULL;
 
 	if (!cell || !fn) {
 		errno = EINVAL;
 		return NULL;
 	}
-	cell_sync(cell);
-	if (cell->_wof_value)
-		return cell->_wof_value;
-	if (cell->_wof_busy) {
-		errno = EDEADLK;
-		return NULL;
-	}
-	int rc = cell_run(cell, init_run, &init, &value);
-	if (rc == 0)
-		return value;
-	if (rc != INIT_FAILED)
-		errno = rc;
-	return NULL;
+	int rc = wof_once_cell_get_or_try_init(cell, wof_internal_init_adapter, &init, &value);
+	return wof_internal_init_result(rc, value);
 }
 
 WOF_API int wof_once_cell_get_or_try_init(wof_once_cell_t *cell,

@@ -116,43 +116,6 @@ WOF_API WOF_COLD void *wof_internal_once_lock_get_slow(wof_once_lock_t *lock)
 	return wof_internal_once_lock_value(lock);
 }
 
-/* An init's failure, as opposed to wof's own EDEADLK/EINVAL: errno is init's. */
-#define INIT_FAILED (-1)
-
-struct init {
-	wof_once_lock_t *lock;
-	void *(*init)(void *);
-	void *arg;
-};
-
-static int init_run(void *arg)
-{
-	struct init *init = arg;
-	void *value = init->init(init->arg);
-
-	if (!value)
-		return INIT_FAILED;
-	value_store(init->lock, value);
-	return 0;
-}
-
-WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *lock,
-                                                               void *(*fn)(void *), void *arg)
-{
-	struct init init = { lock, fn, arg };
-
-	if (!lock || !fn) {
-		errno = EINVAL;
-		return NULL;
-	}
-	int rc = run_locked(lock, init_run, &init);
-	if (rc == 0)
-		return wof_internal_once_lock_value(lock);
-	if (rc != INIT_FAILED)
-		errno = rc;
-	return NULL;
-}
-
 struct try_init {
 	wof_once_lock_t *lock;
 	int (*init)(void *, void **);
@@ -185,6 +148,20 @@ WOF_API int wof_once_lock_get_or_try_init(wof_once_lock_t *lock,
 	if (rc == 0)
 		*out = wof_internal_once_lock_value(lock);
 	return rc;
+}
+
+WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *lock,
+                                                               void *(*fn)(void *), void *arg)
+{
+	struct wof_internal_init init = { fn, arg };
+	void *value = NULL;
+
+	if (!lock || !fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int rc = wof_once_lock_get_or_try_init(lock, wof_internal_init_adapter, &init, &value);
+	return wof_internal_init_result(rc, value);
 }
 
 WOF_API void *wof_once_lock_wait(wof_once_lock_t *lock)

@@ -5,8 +5,11 @@
  * Callers park on a 64-bit once word whose low 32 bits are the state, for WOF_INTERNAL_PARK_MS
  * at most (see src/wof-private.h for why every sleep is bounded). With futexes
  * (Linux, WOF_PARK_FUTEX) the kernel compares that half -- the first or second 4 bytes of the
- * word depending on byte order -- and sleeps. Elsewhere, and under -Dparking=condvar, a fixed
- * table of mutex + condition variable buckets, hashed by address, does the same job.
+ * word depending on byte order -- and sleeps. On Windows (WOF_PARK_WAITONADDRESS) the same half
+ * goes to WaitOnAddress, which compares it and sleeps in the same way, and WakeByAddressAll
+ * (Windows 8 and later, -lsynchronization); no pthreads there. Elsewhere, and under
+ * -Dparking=condvar, a fixed table of mutex + condition variable buckets, hashed by address,
+ * does the same job.
  *
  * A condvar bucket is stamped with the generation of the process that initialised it. A child
  * may inherit a bucket whose mutex was held by a thread it does not have, so a bucket stamped
@@ -21,6 +24,18 @@
 
 #include "wof-private.h"
 
+#if WOF_PARK_FUTEX || WOF_PARK_WAITONADDRESS
+/* The half of the once word that holds the state, which the kernel compares. */
+static uint32_t *state_half(uint64_t *word)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (uint32_t *)word + 1;
+#else
+	return (uint32_t *)word;
+#endif
+}
+#endif
+
 #if WOF_PARK_FUTEX
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,15 +49,6 @@
 #if !defined(SYS_futex) && defined(SYS_futex_time64)
 #define SYS_futex SYS_futex_time64
 #endif
-
-static uint32_t *state_half(uint64_t *word)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	return (uint32_t *)word + 1;
-#else
-	return (uint32_t *)word;
-#endif
-}
 
 void wof_internal_park(uint64_t *word, uint64_t expected)
 {
@@ -60,6 +66,35 @@ void wof_internal_unpark_all(uint64_t *word)
 	int saved_errno = errno;
 	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAKE | WOF_FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
 	        NULL, 0);
+	wof_internal_restore_errno(saved_errno);
+}
+
+#elif WOF_PARK_WAITONADDRESS
+#include <windows.h>
+
+/*
+ * WaitOnAddress returns when the 4 bytes differ from `expected`'s state, on a wake-up, a
+ * spurious wake-up or the timeout; callers re-read the word whichever it was. Both calls keep
+ * the thread's last-error value as well as errno: the caller's GetLastError() is not ours.
+ */
+void wof_internal_park(uint64_t *word, uint64_t expected)
+{
+	int saved_errno = errno;
+	DWORD saved_error = GetLastError();
+	uint32_t state = (uint32_t)expected;
+
+	(void)WaitOnAddress(state_half(word), &state, sizeof state, WOF_INTERNAL_PARK_MS);
+	SetLastError(saved_error);
+	wof_internal_restore_errno(saved_errno);
+}
+
+void wof_internal_unpark_all(uint64_t *word)
+{
+	int saved_errno = errno;
+	DWORD saved_error = GetLastError();
+
+	WakeByAddressAll(state_half(word));
+	SetLastError(saved_error);
 	wof_internal_restore_errno(saved_errno);
 }
 

@@ -67,6 +67,35 @@ static inline void wof_internal_restore_errno(int saved_errno)
 		errno = saved_errno;
 }
 
+/*
+ * The get_or_init paths of the value types run a `void *init(void *arg)` as the
+ * `int init(void *arg, void **out)` of their get_or_try_init paths. A NULL value is the
+ * adapter's failure, WOF_INTERNAL_INIT_FAILED, as opposed to wof's own EDEADLK or EINVAL:
+ * wof_internal_init_result() then leaves errno as init left it.
+ */
+#define WOF_INTERNAL_INIT_FAILED (-1)
+struct wof_internal_init {
+	void *(*init)(void *);
+	void *arg;
+};
+
+static inline int wof_internal_init_adapter(void *ctx, void **out)
+{
+	const struct wof_internal_init *init = ctx;
+
+	*out = init->init(init->arg);
+	return *out ? 0 : WOF_INTERNAL_INIT_FAILED;
+}
+
+static inline void *wof_internal_init_result(int rc, void *value)
+{
+	if (rc == 0)
+		return value;
+	if (rc != WOF_INTERNAL_INIT_FAILED)
+		errno = rc;
+	return NULL;
+}
+
 /* Hand a stale value to the user's on_wipe hook; the hook's errno is not the caller's. */
 static inline void wof_internal_call_on_wipe(void (*on_wipe)(void *), void *stale)
 {

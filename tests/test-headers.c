@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-headers (C): every public header compiles as strict C11 (-std=c11 -pedantic -Werror),
- * each one on its own (built once per header, named by WOF_TEST_FIRST_HEADER) and all
- * together, and the once type works at file scope. test-headers.cpp does the same for C++.
+ * test-headers (C): every public header compiles as strict C11 and C17 (-pedantic-errors and
+ * the strict warnings of tests/meson.build, as errors), each one on its own (built once per
+ * header, named by WOF_TEST_FIRST_HEADER) and all together, and the once type works at file
+ * scope. test-headers.cpp does the same for C++; test-strict.c expands every macro.
  */
 #ifdef WOF_TEST_FIRST_HEADER
 #include WOF_TEST_FIRST_HEADER
@@ -19,6 +20,7 @@ _Static_assert(sizeof(wof_once_t) == 8, "wof_once_t is 8 bytes");
 _Static_assert(alignof(wof_once_t) == 8, "wof_once_t is aligned to 8");
 
 static wof_once_t file_once = WOF_ONCE_INIT;
+extern wof_once_t exported_once; /* as a header would declare it */
 wof_once_t exported_once = WOF_ONCE_INIT;
 static int runs;
 

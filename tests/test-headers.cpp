@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // test-headers: every public header compiles as C++ (built as C++11 and newer, with
-// -Wall -Wextra -Werror -pedantic), each one on its own (built once per header, named by
-// WOF_TEST_FIRST_HEADER) and all together; the once type is usable at namespace scope without a
-// constructor, and calls link and run. test-headers.c is its C11 twin.
+// -pedantic-errors and the strict warnings of tests/meson.build, as errors), each one on its own
+// (built once per header, named by WOF_TEST_FIRST_HEADER) and all together; the once type is
+// usable at namespace scope without a constructor, and calls link and run. test-headers.c is
+// its C twin; test-strict.cpp expands every macro.
 #ifdef WOF_TEST_FIRST_HEADER
 #include WOF_TEST_FIRST_HEADER
 #endif
@@ -24,13 +25,21 @@ wof_once_t anonymous_once = WOF_ONCE_INIT;
 }
 
 namespace wof_test {
+extern wof_once_t once; // as a header would declare them
+extern int runs;
 wof_once_t once = WOF_ONCE_INIT;
 #if __cplusplus >= 202002L
+extern wof_once_t constant_once;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wc++20-compat" // clang: constinit is new in C++20, as intended
 constinit wof_once_t constant_once = WOF_ONCE_INIT; // static initialisation, proven
+#pragma GCC diagnostic pop
 #endif
 int runs;
 } // namespace wof_test
 
+extern "C" void count_run(void *arg);
 extern "C" void count_run(void *arg)
 {
 	++*static_cast<int *>(arg);
@@ -39,7 +48,10 @@ extern "C" void count_run(void *arg)
 int main()
 {
 	auto lambda = [](void *arg) { ++*static_cast<int *>(arg); };
-	auto try_lambda = [](void *arg) -> int { return ++*static_cast<int *>(arg), 0; };
+	auto try_lambda = [](void *arg) -> int {
+		++*static_cast<int *>(arg);
+		return 0;
+	};
 
 	if (wof_once_call(&wof_test::once, count_run, &wof_test::runs) != 0 ||
 	    wof_once_call(&wof_test::once, count_run, &wof_test::runs) != 0 ||
@@ -59,6 +71,6 @@ int main()
 	if (wof_test::runs != 2)
 		return 1;
 #endif
-	std::printf("C++ %ld: passed\n", static_cast<long>(__cplusplus));
+	std::printf("C++ %ld: passed\n", __cplusplus);
 	return 0;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * wof_once_cell_t and wof_lazy_cell_t, the single-threaded values, keep the OnceLock/LazyLock
- * clauses of API.md that apply to one thread: set/get/EEXIST/EINVAL, take, try_insert,
- * get_or_init and get_or_try_init with retries after a failed init, NULL with EDEADLK on
- * re-entry, all-zero cells; `_Thread_local` cells give each thread its own value; and a forked
- * child sees every cell uninitialised and makes its own value, while the parent keeps its own.
+ * contract (docs/api.md, wof_once_cell(3)) where it applies to one thread: set/get/EEXIST/
+ * EINVAL, take, try_insert, get_or_init and get_or_try_init with retries after a failed init,
+ * NULL with EDEADLK on re-entry, all-zero cells; an init that unwinds (pthread_exit,
+ * cancellation) leaves the cell empty and usable; `_Thread_local` cells give each thread its
+ * own value; and a forked child sees every cell uninitialised and makes its own value, while
+ * the parent keeps its own.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -411,6 +413,137 @@ Test(lazy_cell, reentry_is_null_with_edeadlk, .timeout = 10)
 	cr_assert_eq(lazy_reentry_get_errno, VH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 1, "no recursion");
 	cr_assert_eq(wof_lazy_cell_get(&reentrant_lazy), &value_a);
+}
+
+/* ---- an init that unwinds ---------------------------------------------------------------------- */
+
+/*
+ * An init that never returns, because its thread calls pthread_exit or is cancelled inside it,
+ * must not leave the cell "init in progress": afterwards (here: in the thread that joined the
+ * unwound one) every call works as on an empty cell. The init unwinds on its first run only.
+ */
+static wof_once_cell_t unwind_cell;
+static wof_lazy_cell_t unwind_lazy;
+static bool unwind_by_cancel;
+static int unwind_started, unwind_runs;
+
+static void *unwind_init(void *arg)
+{
+	if (unwind_runs++ == 0) {
+		if (!unwind_by_cancel)
+			pthread_exit(&value_c);
+		/* Cancelled here: say so, then sleep in a cancellation point. */
+		__atomic_store_n(&unwind_started, 1, __ATOMIC_RELEASE);
+		for (;;)
+			vh_nap();
+	}
+	return arg;
+}
+
+static int unwind_try_init(void *arg, void **out)
+{
+	*out = unwind_init(arg);
+	return 0;
+}
+
+enum unwind_call { UNWIND_GET_OR_INIT, UNWIND_GET_OR_TRY_INIT, UNWIND_FORCE };
+
+static void *unwind_thread(void *arg)
+{
+	enum unwind_call call = *(enum unwind_call *)arg;
+	void *out = NULL;
+
+	if (call == UNWIND_GET_OR_INIT)
+		return wof_once_cell_get_or_init(&unwind_cell, unwind_init, &value_a);
+	if (call == UNWIND_GET_OR_TRY_INIT)
+		return wof_once_cell_get_or_try_init(&unwind_cell, unwind_try_init, &value_a, &out)
+		       ? NULL : out;
+	return wof_lazy_cell_force(&unwind_lazy);
+}
+
+/* Runs `call` on fresh cells in a thread whose init unwinds, and joins it. */
+static void unwind_in_thread(enum unwind_call call, bool cancel)
+{
+	pthread_t thread;
+	void *result = NULL;
+
+	unwind_cell = (wof_once_cell_t)WOF_ONCE_CELL_INIT;
+	unwind_lazy = (wof_lazy_cell_t)WOF_LAZY_CELL_INIT(unwind_init, &value_b);
+	unwind_by_cancel = cancel;
+	unwind_started = 0;
+	unwind_runs = 0;
+	cr_assert_eq(pthread_create(&thread, NULL, unwind_thread, &call), 0);
+	if (cancel) {
+		long deadline = vh_now_ms() + 5000;
+		while (!__atomic_load_n(&unwind_started, __ATOMIC_ACQUIRE)) {
+			cr_assert_lt(vh_now_ms(), deadline, "the init never started");
+			vh_sleep_ms(1);
+		}
+		cr_assert_eq(pthread_cancel(thread), 0);
+	}
+	cr_assert_eq(pthread_join(thread, &result), 0);
+	cr_assert_eq(result, cancel ? PTHREAD_CANCELED : (void *)&value_c, "the init unwound");
+	cr_assert_eq(unwind_runs, 1);
+}
+
+/* After the unwind: empty, and every call behaves as on an empty cell. */
+static void check_cell_usable_after_unwind(void)
+{
+	void *out = NULL;
+
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_once_cell_get(&unwind_cell), "nothing was stored");
+	cr_assert_eq(wof_once_cell_get_or_init(&unwind_cell, unwind_init, &value_b), &value_b,
+	             "not EDEADLK: the cell is not left busy");
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(unwind_runs, 2);
+	cr_assert_eq(wof_once_cell_take(&unwind_cell), &value_b);
+	cr_assert_eq(wof_once_cell_set(&unwind_cell, &value_a), 0);
+	cr_assert_eq(wof_once_cell_try_insert(&unwind_cell, &value_b, &out), EEXIST);
+	cr_assert_eq(out, &value_a);
+	cr_assert_eq(wof_once_cell_take(&unwind_cell), &value_a);
+	cr_assert_eq(wof_once_cell_get_or_try_init(&unwind_cell, try_ok, &value_c, &out), 0);
+	cr_assert_eq(out, &value_c);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+}
+
+Test(once_cell, init_calling_pthread_exit_leaves_the_cell_empty_and_usable, .timeout = 10)
+{
+	unwind_in_thread(UNWIND_GET_OR_INIT, false);
+	check_cell_usable_after_unwind();
+	unwind_in_thread(UNWIND_GET_OR_TRY_INIT, false);
+	check_cell_usable_after_unwind();
+}
+
+Test(once_cell, cancelled_init_leaves_the_cell_empty_and_usable, .timeout = 10)
+{
+	unwind_in_thread(UNWIND_GET_OR_INIT, true);
+	check_cell_usable_after_unwind();
+	unwind_in_thread(UNWIND_GET_OR_TRY_INIT, true);
+	check_cell_usable_after_unwind();
+}
+
+static void check_lazy_usable_after_unwind(void)
+{
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(wof_lazy_cell_get(&unwind_lazy), "nothing was stored");
+	cr_assert_eq(wof_lazy_cell_force(&unwind_lazy), &value_b,
+	             "not EDEADLK: the cell is not left busy");
+	cr_assert_eq(wof_lazy_cell_get(&unwind_lazy), &value_b);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(unwind_runs, 2);
+}
+
+Test(lazy_cell, init_calling_pthread_exit_leaves_the_lazy_cell_usable, .timeout = 10)
+{
+	unwind_in_thread(UNWIND_FORCE, false);
+	check_lazy_usable_after_unwind();
+}
+
+Test(lazy_cell, cancelled_init_leaves_the_lazy_cell_usable, .timeout = 10)
+{
+	unwind_in_thread(UNWIND_FORCE, true);
+	check_lazy_usable_after_unwind();
 }
 
 /* ---- _Thread_local cells: one value per thread ------------------------------------------------ */

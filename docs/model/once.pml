@@ -5,29 +5,54 @@
  * docs/model/verify (spin -a, then a safety search). Each step names the C it models.
  *
  * The word is (wgen, wstate): generation half and state half (the futex word). `cur` is the
- * process's generation (src/generation.c's cell). N thread slots run operations: call with fn
- * succeeding, failing (try_call) or being cancelled, and wait. A thread may fork, also from
- * inside fn; the model then follows the child: `cur` moves on, every other thread vanishes (its
- * `unless` fires) and is reborn as a fresh thread of the child, and the forking thread carries
- * on -- inside fn, if it forked there -- exactly as after fork() in C.
+ * process's generation (src/generation.c's cell), and a process is named by its generation.
+ * N thread slots run operations: call with fn succeeding, failing (try_call) or being
+ * cancelled, and wait.
  *
- * Checked:
- *   A1  never two runs in flight for one generation                (assert in run)
- *   A2  at most one successful run per generation (exactly-once)    (assert in run)
- *   A3  a completed once stays completed within a generation        (assert in finish)
- *   A4  only the runner leaves RUNNING                              (assert in finish)
- *   A5  a call or wait that returns 0 without having forked finds   (assert after return)
- *       the once complete in its process
- *   A6  no lost wake-up and no deadlock in a child: when nothing can move, no thread is
- *       parked except wait()ers on a once that is not complete      (monitor, at timeout)
+ * Fork comes from a signal handler, so it may happen at any step of any thread: the `forker`
+ * process picks a live thread at any moment and forks on its behalf. The model then follows
+ * the child: `cur` moves on, the forking thread carries on in the child exactly where it was,
+ * with all its locals (a generation and a word it read in the parent, a claim it made there,
+ * a park it was in), and every other thread vanishes (its `unless` fires) and is reborn as a
+ * fresh thread of the child. A fork inside fn is one such step.
+ *
+ * Parks are bounded (WOF_INTERNAL_PARK_MS): a parked thread returns when woken, and also when
+ * its process has forked since it last read the generation -- in C the signal's EINTR or the
+ * bound ends that sleep, which nobody in the child would end otherwise. A thread needs that at
+ * most once per fork, and gets MAXFORKS such wake-ups per life: one that keeps parking on a
+ * stale generation then hangs, as it would in C (parking and waking every 50 ms for ever),
+ * and A6 sees it. With -DSPURIOUS a park may also return at any other moment (the bound,
+ * spurious wake-ups); the default leaves that out so that a lost wake-up stays a deadlock that
+ * A6 sees, rather than a 50 ms stall. After every park, and after a successful claim, the
+ * thread reads the generation again; the second read is where fn starts: a fork after it is a
+ * fork inside fn.
+ *
+ * Checked (runs are counted by the process in which fn started):
+ *   A1  never two runs of fn in flight that started in the same process    (assert in start)
+ *   A2  at most one successful run of fn started in each process           (assert in run)
+ *       -- so a run claimed in a parent whose fn had not started when the process forked
+ *       runs once in the child, never twice
+ *   A3  a completed once stays completed within a generation              (assert in finish)
+ *   A4  only the runner leaves RUNNING                                    (assert in finish)
+ *   A5  a call or wait that returns 0 in the process it began in finds    (assert after return)
+ *       the once complete there
+ *   A6  no lost wake-up and no hang in a child: when nothing can move, no thread is parked
+ *       except wait()ers on a once that is not complete                   (monitor, at timeout)
  * Re-entry (EDEADLK) is a thread-local check outside the word and is not modelled.
  *
- * -DBUG_LOST_WAKE, -DBUG_TRUST_STALE, -DBUG_DROP_QUEUED and -DBUG_IGNORE_GENERATION plant
- * known bugs; docs/model/verify checks that each one is caught, so the checks can fail.
+ * Planted bugs, each of which docs/model/verify checks is caught, so the checks can fail:
+ *   -DBUG_LOST_WAKE           the runner never wakes parked threads
+ *   -DBUG_TRUST_STALE         a stale word's state is believed
+ *   -DBUG_DROP_QUEUED         a claim drops QUEUED
+ *   -DBUG_IGNORE_GENERATION   the fast path ignores the generation
+ *   -DBUG_NO_REREAD_PARK      the generation is not read again after a park: a thread a fork
+ *                             carried into a child while it slept waits there for ever
+ *   -DBUG_NO_REREAD_CLAIM     the generation is not read again after a claim: a run claimed
+ *                             in the parent runs in the child on a stale claim, and again
  */
 
 #ifndef N
-#define N 3             /* thread slots                                   */
+#define N 3             /* thread slots (1..3)                            */
 #endif
 #ifndef MAXFORKS
 #define MAXFORKS 2      /* forks along the followed line of descent       */
@@ -48,21 +73,13 @@ byte wgen = 0;                 /* all-zero word: generation 0 is nobody's */
 byte wstate = INCOMPLETE;
 byte cur = 1;                  /* the followed process's generation       */
 byte forks = 0;
+byte proc_of[N];               /* the process each thread belongs to      */
+byte survivor = N;             /* the thread that forked last (N: none)   */
+bool in_wof[N];                /* in a wof call, outside fn               */
 bool parked[N];                /* the futex wait queue                    */
 byte mode[N];
-byte inflight[MAXFORKS + 2];   /* runs in flight, per run generation      */
-byte completed[MAXFORKS + 2];  /* successful runs, per run generation     */
-
-/* fork(): the model follows the child; the forker becomes a thread of it. */
-inline do_fork()
-{
-	atomic {
-		forks < MAXFORKS;
-		forks++;
-		cur++;
-		myproc = cur;
-	}
-}
+byte inflight[MAXFORKS + 2];   /* runs of fn in flight, per starting process  */
+byte succeeded[MAXFORKS + 2];  /* successful runs of fn, per starting process */
 
 /* wof_internal_unpark_all(): FUTEX_WAKE with INT_MAX. */
 inline unpark_all()
@@ -77,7 +94,7 @@ inline unpark_all()
 	}
 }
 
-/* wof_internal_park(word, expected): FUTEX_WAIT compares the state half only. */
+/* wof_internal_park(word, expected): FUTEX_WAIT, comparing the state half only, bounded. */
 inline park(expected)
 {
 	atomic {
@@ -87,24 +104,31 @@ inline park(expected)
 		fi
 	}
 end_park:
-	!parked[_pid];
+	if
+	:: !parked[_pid]                                      /* woken */
+	:: atomic { parked[_pid] && g != cur && bounds < MAXFORKS ->
+		parked[_pid] = false; bounds++ }              /* EINTR, or the bound */
+#ifdef SPURIOUS
+	:: parked[_pid] -> parked[_pid] = false               /* the bound, or a spurious wake-up */
+#endif
+	fi;
 	atomic { lg = wgen; ls = wstate }   /* acquire re-load after parking */
 }
 
 /* once_finish(once, g, state) */
 inline finish(newstate)
 {
-	atomic {
-		if
-		:: cur != g -> old = 0   /* forked inside fn: leave the parent's word alone */
-		:: else ->
+	if
+	:: cur != g -> old = 0   /* forked inside fn: leave the parent's word alone */
+	:: else ->
+		atomic {
 			assert(wgen == g && (wstate & RUNNING));             /* A4 */
 			assert(!(wgen == g && wstate == COMPLETE));          /* A3 */
 			old = wstate;                                        /* release exchange */
 			wgen = g;
 			wstate = newstate
-		fi
-	}
+		}
+	fi;
 #ifndef BUG_LOST_WAKE
 	if
 	:: old & QUEUED -> old = 0; unpark_all()
@@ -115,23 +139,37 @@ inline finish(newstate)
 #endif
 }
 
-/* once_run(): fn succeeds, fails, or is cancelled (once_abandon); it may fork. */
+/* fn's first step, in the process it starts in: from here to its return, user code runs. */
+inline start()
+{
+	fnproc = cur;
+	inflight[fnproc]++;
+	assert(inflight[fnproc] == 1);                                       /* A1 */
+	in_wof[_pid] = false
+}
+
+/* once_run(): fn succeeds, fails, or is cancelled (once_abandon). Forks may come at any step. */
 inline run_fn()
 {
-	atomic {
-		inflight[g]++;
-		assert(inflight[g] == 1);                                    /* A1 */
-	}
 	if
-	:: skip
-	:: do_fork()            /* fork from inside fn */
-	fi;
-	if
-	:: atomic { inflight[g]--; completed[g]++; assert(completed[g] == 1) };  /* A2 */
+	:: atomic { in_wof[_pid] = true; inflight[fnproc]--; succeeded[fnproc]++;
+	            assert(succeeded[fnproc] == 1) };                        /* A2 */
 	   finish(COMPLETE); rc = 0
-	:: atomic { inflight[g]-- }; finish(INCOMPLETE); rc = 1   /* try_call failure */
-	:: atomic { inflight[g]-- }; finish(INCOMPLETE); rc = 2   /* cancelled: once_abandon */
+	:: atomic { in_wof[_pid] = true; inflight[fnproc]-- };
+	   finish(INCOMPLETE); rc = 1                                  /* try_call failure */
+	:: atomic { in_wof[_pid] = true; inflight[fnproc]-- };
+	   finish(INCOMPLETE); rc = 2                                  /* cancelled: once_abandon */
 	fi
+}
+
+/* `gen = wof_internal_generation()` after a park (queue_and_park) */
+inline reread_after_park()
+{
+#ifndef BUG_NO_REREAD_PARK
+	g = cur
+#else
+	skip
+#endif
 }
 
 /* once_slow(once, mode, ...) */
@@ -149,7 +187,7 @@ inline once_slow()
 #endif
 		if
 		:: st == COMPLETE -> rc = 0; break
-		:: st & RUNNING ->
+		:: st & RUNNING ->                       /* queue_and_park(word | QUEUED) */
 			if
 			:: !(ls & QUEUED) ->                     /* CAS (g, RUNNING) -> |QUEUED */
 				atomic {
@@ -163,7 +201,8 @@ inline once_slow()
 			if
 			:: ok -> park(ls | QUEUED)
 			:: else -> skip
-			fi
+			fi;
+			reread_after_park()
 		:: else ->
 			if
 			:: mode[_pid] == MODE_RUN ->             /* claim: CAS -> (g, RUNNING[|QUEUED]) */
@@ -181,7 +220,26 @@ inline once_slow()
 					fi
 				}
 				if
-				:: ok -> run_fn(); break
+				:: ok ->
+#ifndef BUG_NO_REREAD_CLAIM
+					/* the generation read again: fn starts here, or the claim
+					 * belongs to a parent and is made again in this process */
+					atomic {
+						if
+						:: cur != g -> moved = true
+						:: else -> moved = false; start()
+						fi
+					}
+#else
+					atomic { moved = false; start() }
+#endif
+					if
+					:: moved ->
+						moved = false;
+						g = cur;
+						atomic { lg = wgen; ls = wstate }
+					:: else -> run_fn(); break
+					fi
 				:: else -> skip
 				fi
 			:: else ->                               /* MODE_WAIT: CAS -> (g, QUEUED), park */
@@ -195,7 +253,8 @@ inline once_slow()
 				if
 				:: ok -> park(QUEUED)
 				:: else -> skip
-				fi
+				fi;
+				reread_after_park()
 			fi
 		fi
 	od
@@ -203,40 +262,85 @@ inline once_slow()
 
 active [N] proctype thread()
 {
-	byte myproc, g, lg, ls, st, old, rc, i, ops;
-	bool stale, ok;
+	byte g, lg, ls, st, old, rc, i, ops, fnproc, bounds;
+	bool stale, ok, moved;
 
-born:
-	atomic { myproc = cur; parked[_pid] = false; ops = 0 }
+	/* A child's other threads are made by the thread that forked, once it runs code of its
+	 * own again (outside wof, or in fn): until then the child has that thread alone. */
+end_born:
+	atomic {
+		(survivor == N || !in_wof[survivor]) ->
+		proc_of[_pid] = cur; parked[_pid] = false; in_wof[_pid] = false; ops = 0; bounds = 0
+	}
 	{
 		do
 		:: ops < OPS ->
-			ops++;
-			if
-			:: mode[_pid] = MODE_RUN
-			:: mode[_pid] = MODE_WAIT
-			:: do_fork(); goto next   /* a fork outside fn */
-			fi;
+			atomic {
+				ops++;
+				in_wof[_pid] = true;
+				if
+				:: mode[_pid] = MODE_RUN
+				:: mode[_pid] = MODE_WAIT
+				fi
+			}
 			/* the fast path: one acquire load and a compare */
 			if
 #ifndef BUG_IGNORE_GENERATION
-			:: atomic { wgen == cur && wstate == COMPLETE } -> rc = 0; g = cur
+			:: atomic { wgen == cur && wstate == COMPLETE -> rc = 0; g = cur }
 #else
-			:: atomic { wstate == COMPLETE } -> rc = 0; g = cur
+			:: atomic { wstate == COMPLETE -> rc = 0; g = cur }
 #endif
 			:: else -> once_slow()
 			fi;
-			/* A5: a 0 return means complete here, unless fn forked under us */
+			/* A5: a 0 return with this process's generation means complete here */
 			assert(rc != 0 || g != cur || (wgen == cur && wstate == COMPLETE));
-next:			skip;
-			d_step { g = 0; lg = 0; ls = 0; st = 0; rc = 0; stale = false; ok = false }
+			d_step {
+				in_wof[_pid] = false;
+				g = 0; lg = 0; ls = 0; st = 0; rc = 0; fnproc = 0;
+				stale = false; ok = false
+			}
 		:: else -> break
 		od
-	} unless { myproc != cur };
+	} unless { proc_of[_pid] != cur };
 	if
-	:: myproc != cur -> goto born   /* vanished in a fork: reborn as a child's thread */
+	:: proc_of[_pid] != cur ->    /* vanished in a fork: reborn as a child's thread */
+		d_step {
+			parked[_pid] = false; in_wof[_pid] = false;
+			g = 0; lg = 0; ls = 0; st = 0; old = 0; rc = 0; i = 0; fnproc = 0;
+			stale = false; ok = false; moved = false
+		}
+		goto end_born
 	:: else -> skip
 	fi
+}
+
+/* A fork from a signal handler of thread t, at whatever step t is: the model follows the
+ * child; t carries on in it, every other thread vanishes. Declared after the threads, so that
+ * their _pid are 0..N-1. */
+active proctype forker()
+{
+	byte t;
+end:
+	do
+	:: forks < MAXFORKS ->
+		atomic {
+			if
+			:: proc_of[0] == cur -> t = 0
+#if N > 1
+			:: proc_of[1] == cur -> t = 1
+#endif
+#if N > 2
+			:: proc_of[2] == cur -> t = 2
+#endif
+			fi;
+			forks++;
+			cur++;
+			proc_of[t] = cur;
+			survivor = t;
+			t = 0
+		}
+	:: forks < MAXFORKS -> forks = MAXFORKS   /* no more forks: every deadlock is reached (A6) */
+	od
 }
 
 /* A6: when nothing can move, only wait()ers on an incomplete once may still be parked. */

@@ -16,8 +16,25 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+/*
+ * WOF_API marks what libwof exports. Windows: dllexport while building the DLL
+ * (WOF_BUILDING_DLL), dllimport for its consumers, nothing for those that link the static
+ * library, which define WOF_STATIC (pkg-config's Cflags.private and Meson's static dependency
+ * pass it). dllimport matters most for data: the fast paths read libwof's fork page directly,
+ * and a DLL's data is reached through its import address table. Elsewhere: default visibility,
+ * in a library built with -fvisibility=hidden.
+ */
+#if defined(_WIN32) && defined(WOF_BUILDING_DLL)
+#define WOF_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(WOF_STATIC)
+#define WOF_API
+#elif defined(_WIN32)
+#define WOF_API __declspec(dllimport)
+#elif defined(__GNUC__)
 #define WOF_API __attribute__((__visibility__("default")))
+#endif
+
+#if defined(__GNUC__)
 #define WOF_COLD __attribute__((__cold__, __noinline__))
 #define WOF_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WOF_ALIGNED8 __attribute__((__aligned__(8)))

@@ -49,12 +49,12 @@ typedef struct wof_lazy_cell {
  */
 static inline void *wof_lazy_cell_force(wof_lazy_cell_t *lazy)
 {
-	if (WOF_LIKELY(lazy != NULL) && wof_internal_once_cell_current(&lazy->_wof_cell) &&
-	    lazy->_wof_cell._wof_value)
+	if (WOF_LIKELY(lazy != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_cell_current(&lazy->_wof_cell) && lazy->_wof_cell._wof_value)
 		return lazy->_wof_cell._wof_value;
-	return wof_internal_once_cell_get_or_init_slow(lazy ? &lazy->_wof_cell : NULL,
-	                                               lazy ? lazy->_wof_init : NULL,
-	                                               lazy ? lazy->_wof_arg : NULL);
+	return wof_internal_once_cell_get_or_init_slow(lazy ? &lazy->_wof_cell : WOF_INTERNAL_NULL,
+	                                               lazy ? lazy->_wof_init : WOF_INTERNAL_NULL,
+	                                               lazy ? lazy->_wof_arg : WOF_INTERNAL_NULL);
 }
 
 /**
@@ -64,7 +64,7 @@ static inline void *wof_lazy_cell_force(wof_lazy_cell_t *lazy)
  */
 static inline void *wof_lazy_cell_get(wof_lazy_cell_t *lazy)
 {
-	return wof_once_cell_get(lazy ? &lazy->_wof_cell : NULL);
+	return wof_once_cell_get(lazy ? &lazy->_wof_cell : WOF_INTERNAL_NULL);
 }
 
 #ifdef __cplusplus

@@ -53,11 +53,12 @@ typedef struct wof_lazy_lock {
  */
 static inline void *wof_lazy_lock_force(wof_lazy_lock_t *lazy)
 {
-	if (WOF_LIKELY(lazy != NULL) && wof_internal_once_done(&lazy->_wof_lock._wof_once))
+	if (WOF_LIKELY(lazy != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_done(&lazy->_wof_lock._wof_once))
 		return wof_internal_once_lock_value(&lazy->_wof_lock);
-	return wof_internal_once_lock_get_or_init_slow(lazy ? &lazy->_wof_lock : NULL,
-	                                               lazy ? lazy->_wof_init : NULL,
-	                                               lazy ? lazy->_wof_arg : NULL);
+	return wof_internal_once_lock_get_or_init_slow(lazy ? &lazy->_wof_lock : WOF_INTERNAL_NULL,
+	                                               lazy ? lazy->_wof_init : WOF_INTERNAL_NULL,
+	                                               lazy ? lazy->_wof_arg : WOF_INTERNAL_NULL);
 }
 
 /**
@@ -68,7 +69,7 @@ static inline void *wof_lazy_lock_force(wof_lazy_lock_t *lazy)
  */
 static inline void *wof_lazy_lock_get(wof_lazy_lock_t *lazy)
 {
-	return wof_once_lock_get(lazy ? &lazy->_wof_lock : NULL);
+	return wof_once_lock_get(lazy ? &lazy->_wof_lock : WOF_INTERNAL_NULL);
 }
 
 #ifdef __cplusplus

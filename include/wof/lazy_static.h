@@ -142,9 +142,7 @@ WOF_API WOF_COLD void *wof_internal_lazy_static_slow(wof_once_t *once, void *slo
  * Memory ordering: acquire when non-NULL: what init wrote is visible.
  * Fork: NULL in a child until the child's first use made its value.
  */
-#define WOF_LAZY_PEEK(name)                                                                       \
-	(wof_internal_once_done(&wof_internal_lazy_##name.once) ? &wof_internal_lazy_##name.slot  \
-	                                                        : WOF_INTERNAL_NULL)
+#define WOF_LAZY_PEEK(name) wof_internal_peek_##name()
 
 /* A lazy static: its object, in a struct of its own file (C++: of no name that another file's
  * lazy static of the same name could define differently), and its accessor and slow path. */
@@ -157,21 +155,33 @@ WOF_API WOF_COLD void *wof_internal_lazy_static_slow(wof_once_t *once, void *slo
 	WOF_INTERNAL_LAZY_SLOW(static inline, type, name, init, wipe)                             \
 	WOF_INTERNAL_LAZY_END
 
-/* The accessor: the inline fast path, else the slow path, of `linkage` (defined below). */
+/*
+ * The peek, which WOF_LAZY_PEEK(name) calls, and the accessor: the peek's inline fast path,
+ * else the slow path, of `linkage` (defined below). Every lazy kind that WOF_LAZY_PEEK() is to
+ * know defines a `static inline type *wof_internal_peek_name(void)`, which its accessor uses.
+ */
 #define WOF_INTERNAL_LAZY_ACCESSOR(linkage, type, name)                                           \
 	linkage type *wof_internal_slow_##name(void);                                             \
-	static inline type *name(void)                                                            \
+	static inline type *wof_internal_peek_##name(void)                                        \
 	{                                                                                         \
 		if (WOF_LIKELY(wof_internal_once_done(&wof_internal_lazy_##name.once)))           \
 			return &wof_internal_lazy_##name.slot;                                    \
+		return WOF_INTERNAL_NULL;                                                         \
+	}                                                                                         \
+	static inline type *name(void)                                                            \
+	{                                                                                         \
+		type *wof_internal_value = wof_internal_peek_##name();                            \
+		if (WOF_LIKELY(wof_internal_value != WOF_INTERNAL_NULL))                          \
+			return wof_internal_value;                                                \
 		return wof_internal_slow_##name();                                                \
 	}
 
-/* on_wipe called with the slot's type. */
+/* on_wipe called with the slot's type. Names in macros are wof's own, so that no user name
+ * they expand next to trips -Wshadow. */
 #define WOF_INTERNAL_LAZY_WIPE(type, name, on_wipe)                                               \
-	static inline void wof_internal_wipe_##name(void *stale)                                  \
+	static inline void wof_internal_wipe_##name(void *wof_internal_stale)                     \
 	{                                                                                         \
-		on_wipe(WOF_INTERNAL_STATIC_CAST(type *, stale));                                 \
+		on_wipe(WOF_INTERNAL_STATIC_CAST(type *, wof_internal_stale));                    \
 	}
 
 /*
@@ -180,9 +190,9 @@ WOF_API WOF_COLD void *wof_internal_lazy_static_slow(wof_once_t *once, void *slo
  * `linkage type *wof_internal_slow_name(void)`.
  */
 #define WOF_INTERNAL_LAZY_SLOW(linkage, type, name, init, wipe)                                   \
-	static inline int wof_internal_init_##name(void *slot)                                    \
+	static inline int wof_internal_init_##name(void *wof_internal_slot)                       \
 	{                                                                                         \
-		return init(WOF_INTERNAL_STATIC_CAST(type *, slot));                              \
+		return init(WOF_INTERNAL_STATIC_CAST(type *, wof_internal_slot));                 \
 	}                                                                                         \
 	static const struct wof_internal_lazy_static wof_internal_desc_##name = {                 \
 		&wof_internal_lazy_##name.once, &wof_internal_lazy_##name.slot, sizeof(type),     \

@@ -30,7 +30,7 @@ typedef struct wof_once_cell {
  * Memory ordering: none; a constant.
  * Fork: empty in every process until a value is set there.
  */
-#define WOF_ONCE_CELL_INIT { 0, 0, 0, 0 }
+#define WOF_ONCE_CELL_INIT { WOF_INTERNAL_NULL, 0, 0, WOF_INTERNAL_NULL }
 /**
  * WOF_ONCE_CELL_INIT_ON_WIPE() - static initialiser of an empty cell with an on_wipe hook.
  *
@@ -39,7 +39,7 @@ typedef struct wof_once_cell {
  * Memory ordering: none; a constant.
  * Fork: on_wipe sees the value held at fork, once per child, before any re-initialisation.
  */
-#define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { 0, 0, 0, (on_wipe) }
+#define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { WOF_INTERNAL_NULL, 0, 0, (on_wipe) }
 
 /* Out-of-line slow paths (src/once_cell.c). Never call them directly. */
 WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell);
@@ -61,7 +61,7 @@ static inline bool wof_internal_once_cell_current(const wof_once_cell_t *cell)
  */
 static inline void *wof_once_cell_get(wof_once_cell_t *cell)
 {
-	if (WOF_LIKELY(cell != NULL) && wof_internal_once_cell_current(cell))
+	if (WOF_LIKELY(cell != WOF_INTERNAL_NULL) && wof_internal_once_cell_current(cell))
 		return cell->_wof_value;
 	return wof_internal_once_cell_get_slow(cell);
 }
@@ -99,8 +99,8 @@ WOF_API int wof_once_cell_try_insert(wof_once_cell_t *cell, void *value, void **
 static inline void *wof_once_cell_get_or_init(wof_once_cell_t *cell, void *(*init)(void *arg),
                                               void *arg)
 {
-	if (WOF_LIKELY(cell != NULL && init != NULL) && wof_internal_once_cell_current(cell) &&
-	    cell->_wof_value)
+	if (WOF_LIKELY(cell != WOF_INTERNAL_NULL && init != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_cell_current(cell) && cell->_wof_value)
 		return cell->_wof_value;
 	return wof_internal_once_cell_get_or_init_slow(cell, init, arg);
 }

@@ -30,7 +30,7 @@ typedef struct wof_once_lock {
  * Memory ordering: none; a constant.
  * Fork: empty in every process until a value is set there.
  */
-#define WOF_ONCE_LOCK_INIT { WOF_ONCE_INIT, 0, 0 }
+#define WOF_ONCE_LOCK_INIT { WOF_ONCE_INIT, WOF_INTERNAL_NULL, WOF_INTERNAL_NULL }
 /**
  * WOF_ONCE_LOCK_INIT_ON_WIPE() - static initialiser of an empty lock with an on_wipe hook.
  *
@@ -39,7 +39,7 @@ typedef struct wof_once_lock {
  * Memory ordering: none; a constant.
  * Fork: on_wipe sees the value held at fork, once per child, before any re-initialisation.
  */
-#define WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) { WOF_ONCE_INIT, 0, (on_wipe) }
+#define WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) { WOF_ONCE_INIT, WOF_INTERNAL_NULL, (on_wipe) }
 
 /* The value, once the once is seen completed. Relaxed: ordered by the once word's acquire;
  * atomic only so that race detectors, which lose track of threads across fork, stay quiet. */
@@ -63,7 +63,7 @@ WOF_API WOF_COLD void *wof_internal_once_lock_get_or_init_slow(wof_once_lock_t *
  */
 static inline void *wof_once_lock_get(wof_once_lock_t *lock)
 {
-	if (WOF_LIKELY(lock != NULL) && wof_internal_once_done(&lock->_wof_once))
+	if (WOF_LIKELY(lock != WOF_INTERNAL_NULL) && wof_internal_once_done(&lock->_wof_once))
 		return wof_internal_once_lock_value(lock);
 	return wof_internal_once_lock_get_slow(lock);
 }
@@ -109,7 +109,8 @@ WOF_API int wof_once_lock_try_insert(wof_once_lock_t *lock, void *value, void **
 static inline void *wof_once_lock_get_or_init(wof_once_lock_t *lock, void *(*init)(void *arg),
                                               void *arg)
 {
-	if (WOF_LIKELY(lock != NULL && init != NULL) && wof_internal_once_done(&lock->_wof_once))
+	if (WOF_LIKELY(lock != WOF_INTERNAL_NULL && init != WOF_INTERNAL_NULL) &&
+	    wof_internal_once_done(&lock->_wof_once))
 		return wof_internal_once_lock_value(lock);
 	return wof_internal_once_lock_get_or_init_slow(lock, init, arg);
 }

@@ -10,6 +10,8 @@
  */
 #include <wof/wof.hpp>
 
+#include "cpp-helpers.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -22,79 +24,12 @@
 #include <type_traits>
 #include <vector>
 
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
 
-int failures;
-
-#define CHECK(cond)                                                                               \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			std::fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, \
-			             __func__, #cond);                                            \
-			++failures;                                                               \
-		}                                                                                 \
-	} while (0)
-
-// Child exit codes: 0 is success; a failed check in a child exits with its line number (mod
-// 200, +1) so the parent can say which one.
-#define CHILD_CHECK(cond)                                                                         \
-	do {                                                                                      \
-		if (!(cond))                                                                      \
-			return __LINE__ % 200 + 1;                                                \
-	} while (0)
-
-// Runs child() in a forked child, which _exits with its result; the parent waits up to 30 s,
-// then kills it. Returns the exit code, or -1 (killed by a signal, timed out, fork failed).
-template <typename F>
-int in_child(F child)
-{
-	std::fflush(nullptr);
-	pid_t pid = fork();
-	if (pid < 0) {
-		std::perror("fork");
-		return -1;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(20);
-		int code;
-		try {
-			code = child();
-		} catch (...) {
-			code = 250;
-		}
-		_exit(code);
-	}
-	int status = 0;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-	for (;;) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-		if (done == pid)
-			break;
-		if (done < 0 && errno != EINTR) {
-			std::perror("waitpid");
-			return -1;
-		}
-		if (std::chrono::steady_clock::now() > deadline) {
-			std::fprintf(stderr, "child %d timed out: killed\n", static_cast<int>(pid));
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(2));
-	}
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	std::fprintf(stderr, "child %d killed by signal %d\n", static_cast<int>(pid),
-	             WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	return -1;
-}
+using test::in_child;
 
 // ---- wof::once ---------------------------------------------------------------------------
 
@@ -529,11 +464,5 @@ int main()
 	test_fork_lazy();
 	test_fork_on_wipe();
 	test_fork_once();
-	if (failures) {
-		std::printf("wof.hpp, C++ %ld: %d checks FAILED\n", static_cast<long>(__cplusplus),
-		            failures);
-		return 1;
-	}
-	std::printf("wof.hpp, C++ %ld: passed\n", static_cast<long>(__cplusplus));
-	return 0;
+	return test::report("wof.hpp");
 }

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lazy globals (WOF_LAZY_GLOBAL_DECLARE/DEFINE/DEFINE_ON_WIPE) and WOF_LAZY_PEEK: a global
+ * declared in a header (test-lazy-global.h) and defined in one of two files of this program is
+ * one object with one init per process whichever file calls first, threads of both files
+ * racing included; a forked child (fork() and _Fork()) makes its own value in the same storage,
+ * with on_wipe called once per child, and only when the parent had made one; the peek is NULL
+ * until the value is made in this process (before first use, during an init, after a failed
+ * one, in a child), never runs init or on_wipe, and is the accessor's pointer afterwards; a
+ * call from inside the global's own init, from either file, is NULL with errno EDEADLK; and
+ * wof_sweep() in a child runs the global's on_wipe once, ahead of its first use.
+ * Children report through vh_in_child(); every assertion runs in the parent.
+ */
+#include <criterion/criterion.h>
+
+#include "test-lazy-global.h"
+#include "values-helpers.h"
+
+/* ---- the pool, defined in this file ------------------------------------------------------- */
+
+static bool all_bytes(const void *p, size_t n, unsigned char c)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != c)
+			return false;
+	return true;
+}
+
+static unsigned pool_inits, pool_dirty; /* inits, and inits handed a slot not all zero */
+static bool pool_fail, pool_reenter;
+static struct pool *reentry_mine, *reentry_other, *reentry_peek;
+static int reentry_mine_errno, reentry_other_errno;
+
+static int pool_init(struct pool *slot)
+{
+	pool_inits++;
+	if (slot->owner != 0 || !all_bytes(slot->bytes, sizeof slot->bytes, 0))
+		pool_dirty++;
+	if (pool_reenter) {
+		errno = 0;
+		reentry_mine = the_pool();
+		reentry_mine_errno = errno;
+		errno = 0;
+		reentry_other = other_pool();
+		reentry_other_errno = errno;
+		reentry_peek = WOF_LAZY_PEEK(the_pool);
+	}
+	if (pool_fail) {
+		memset(slot, 0xEE, sizeof *slot); /* scribble, then fail */
+		errno = EIO;
+		return -1;
+	}
+	slot->owner = getpid();
+	memset(slot->bytes, 0x5A, sizeof slot->bytes);
+	return 0;
+}
+
+WOF_LAZY_GLOBAL_DEFINE(struct pool, the_pool, pool_init);
+
+/* ---- one object, one init ------------------------------------------------------------------- */
+
+Test(lazy_global, one_object_and_one_init_whichever_file_calls)
+{
+	cr_assert_null(WOF_LAZY_PEEK(the_logger));
+	cr_assert_null(other_logger_peek());
+	cr_assert_eq(other_logger_inits(), 0, "a peek runs no init");
+
+	errno = VH_ERRNO_SENTINEL;
+	struct logger *from_other = other_logger();
+	cr_assert_not_null(from_other);
+	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(the_logger(), from_other, "one object for both files");
+	cr_assert_eq(other_logger(), from_other);
+	cr_assert_eq(other_logger_inits(), 1);
+	cr_assert_eq(from_other->owner, getpid());
+	cr_assert_eq(from_other->serial, 1);
+	cr_assert_eq(WOF_LAZY_PEEK(the_logger), from_other);
+	cr_assert_eq(other_logger_peek(), from_other);
+	cr_assert_eq(other_logger_wipes(), 0, "no on_wipe in the process that made the value");
+
+	struct pool *pool = the_pool(); /* this time, the defining file first */
+	cr_assert_not_null(pool);
+	cr_assert_eq(other_pool(), pool);
+	cr_assert_eq(pool_inits, 1);
+	cr_assert_eq(pool_dirty, 0);
+	cr_assert(all_bytes(pool->bytes, sizeof pool->bytes, 0x5A));
+}
+
+#define RACERS 16
+
+struct race {
+	pthread_barrier_t barrier;
+	struct logger *got[RACERS];
+	unsigned serial[RACERS]; /* what each racer read of init's writes */
+};
+
+struct racer {
+	struct race *race;
+	int index;
+};
+
+static void *racer(void *arg)
+{
+	struct racer *r = arg;
+
+	pthread_barrier_wait(&r->race->barrier);
+	/* Even racers call from this file, odd ones from the other. */
+	struct logger *l = r->index % 2 ? other_logger() : the_logger();
+	r->race->got[r->index] = l;
+	r->race->serial[r->index] = l ? l->serial : 0;
+	return NULL;
+}
+
+Test(lazy_global, threads_of_both_files_race_to_one_init, .timeout = 30)
+{
+	struct race race;
+	struct racer racers[RACERS];
+	pthread_t threads[RACERS];
+
+	other_logger_slow_init(true);
+	pthread_barrier_init(&race.barrier, NULL, RACERS);
+	for (int i = 0; i < RACERS; i++) {
+		racers[i] = (struct racer){ &race, i };
+		cr_assert_eq(pthread_create(&threads[i], NULL, racer, &racers[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&race.barrier);
+	cr_assert_eq(other_logger_inits(), 1, "%u inits", other_logger_inits());
+	for (int i = 0; i < RACERS; i++) {
+		cr_assert_not_null(race.got[i]);
+		cr_assert_eq(race.got[i], race.got[0], "racer %d: one pointer for all", i);
+		cr_assert_eq(race.serial[i], 1, "racer %d sees what init wrote", i);
+	}
+	cr_assert_eq(WOF_LAZY_PEEK(the_logger), race.got[0]);
+}
+
+/* ---- the peek ------------------------------------------------------------------------------- */
+
+static void *make_logger(void *arg)
+{
+	(void)arg;
+	return the_logger();
+}
+
+Test(lazy_global, peek_is_null_until_made_and_runs_nothing, .timeout = 30)
+{
+	/* Before first use, after a failed init, and while the init runs in another thread. */
+	for (int i = 0; i < 100; i++)
+		cr_assert_null(WOF_LAZY_PEEK(the_pool));
+	cr_assert_eq(pool_inits, 0, "a peek runs no init");
+	pool_fail = true;
+	errno = VH_ERRNO_SENTINEL;
+	cr_assert_null(the_pool());
+	cr_assert_eq(errno, EIO, "errno is what init left");
+	cr_assert_null(WOF_LAZY_PEEK(the_pool), "a failed init made nothing");
+	pool_fail = false;
+	struct pool *pool = other_pool();
+	cr_assert_not_null(pool);
+	cr_assert_eq(pool_inits, 2);
+	cr_assert_eq(pool_dirty, 0, "the retry gets a zeroed slot");
+	cr_assert_eq(WOF_LAZY_PEEK(the_pool), pool);
+
+	pthread_t maker;
+	void *made;
+	other_logger_slow_init(true);
+	cr_assert_eq(pthread_create(&maker, NULL, make_logger, NULL), 0);
+	while (other_logger_inits() == 0)
+		vh_sleep_ms(1);
+	cr_assert_null(WOF_LAZY_PEEK(the_logger), "NULL while the init runs");
+	cr_assert_null(other_logger_peek());
+	pthread_join(maker, &made);
+	cr_assert_not_null(made);
+	cr_assert_eq(WOF_LAZY_PEEK(the_logger), made);
+	cr_assert_eq(other_logger_peek(), made);
+	cr_assert_eq(other_logger_inits(), 1);
+}
+
+/* ---- re-entry ------------------------------------------------------------------------------- */
+
+Test(lazy_global, a_call_from_inside_init_is_edeadlk_from_either_file, .timeout = 10)
+{
+	pool_reenter = true;
+	struct pool *pool = the_pool();
+	pool_reenter = false;
+	cr_assert_not_null(pool);
+	cr_assert_null(reentry_mine);
+	cr_assert_eq(reentry_mine_errno, EDEADLK);
+	cr_assert_null(reentry_other);
+	cr_assert_eq(reentry_other_errno, EDEADLK);
+	cr_assert_null(reentry_peek, "not made yet inside its init");
+	cr_assert_eq(pool_inits, 1);
+	cr_assert_eq(the_pool(), pool);
+}
+
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+static struct logger *parent_logger;
+static struct pool *parent_pool;
+
+/* In a child of a process that made the logger: peeks are NULL and run nothing; the first use,
+ * from the other file, runs on_wipe once and then init, in the same storage. */
+static int child_makes_its_own_logger(void *arg)
+{
+	(void)arg;
+	unsigned inits = other_logger_inits(), wipes = other_logger_wipes();
+
+	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	VH_CHECK(other_logger_peek() == NULL);
+	VH_CHECK(other_logger_wipes() == wipes); /* a peek runs no on_wipe */
+	errno = VH_ERRNO_SENTINEL;
+	struct logger *l = other_logger();
+	VH_CHECK(l == parent_logger); /* the same static storage */
+	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	VH_CHECK(other_logger_wipes() == wipes + 1);
+	VH_CHECK(other_logger_wiped_parents());
+	VH_CHECK(other_logger_inits() == inits + 1);
+	VH_CHECK(l->owner == getpid());
+	VH_CHECK(the_logger() == l && other_logger() == l);
+	VH_CHECK(WOF_LAZY_PEEK(the_logger) == l && other_logger_peek() == l);
+	VH_CHECK(other_logger_wipes() == wipes + 1); /* once per child */
+	VH_CHECK(other_logger_inits() == inits + 1);
+	return 0;
+}
+
+static int child_and_grandchild(void *arg)
+{
+	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+
+	VH_CHECK(child_makes_its_own_logger(NULL) == 0);
+	VH_CHECK(vh_in_child(how, child_makes_its_own_logger, NULL) == 0);
+	VH_CHECK(the_logger()->owner == getpid());
+	return 0;
+}
+
+VH_FORK_TEST(lazy_global, child_makes_its_own_value_after_one_on_wipe, .timeout = 30)
+{
+	parent_logger = the_logger();
+	cr_assert_not_null(parent_logger);
+	unsigned serial = parent_logger->serial;
+	VH_ASSERT_CHILD(how, child_makes_its_own_logger, NULL);
+	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	cr_assert_eq(the_logger(), parent_logger);
+	cr_assert_eq(parent_logger->owner, getpid(), "the parent keeps its value");
+	cr_assert_eq(parent_logger->serial, serial);
+	cr_assert_eq(WOF_LAZY_PEEK(the_logger), parent_logger);
+	cr_assert_eq(other_logger_inits(), 1);
+	cr_assert_eq(other_logger_wipes(), 0);
+}
+
+/* A child of a process that never made the logger: nothing to wipe. */
+static int child_of_untouched(void *arg)
+{
+	(void)arg;
+	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	struct logger *l = the_logger();
+	VH_CHECK(l != NULL && l->owner == getpid());
+	VH_CHECK(other_logger_inits() == 1);
+	VH_CHECK(other_logger_wipes() == 0);
+	return 0;
+}
+
+VH_FORK_TEST(lazy_global, no_on_wipe_when_the_parent_made_nothing, .timeout = 30)
+{
+	VH_ASSERT_CHILD(how, child_of_untouched, NULL);
+	cr_assert_null(WOF_LAZY_PEEK(the_logger));
+	cr_assert_eq(other_logger_inits(), 0);
+}
+
+/* The pool has no on_wipe: a child's init gets a zeroed slot in the parent's storage. */
+static int child_remakes_pool(void *arg)
+{
+	(void)arg;
+	unsigned inits = pool_inits;
+
+	VH_CHECK(WOF_LAZY_PEEK(the_pool) == NULL);
+	struct pool *p = other_pool();
+	VH_CHECK(p == parent_pool);
+	VH_CHECK(pool_inits == inits + 1);
+	VH_CHECK(pool_dirty == 0);
+	VH_CHECK(p->owner == getpid());
+	VH_CHECK(the_pool() == p && WOF_LAZY_PEEK(the_pool) == p);
+	return 0;
+}
+
+VH_FORK_TEST(lazy_global, child_remakes_a_global_without_on_wipe_in_a_zeroed_slot, .timeout = 30)
+{
+	parent_pool = the_pool();
+	cr_assert_not_null(parent_pool);
+	VH_ASSERT_CHILD(how, child_remakes_pool, NULL);
+	cr_assert_eq(parent_pool->owner, getpid());
+	cr_assert(all_bytes(parent_pool->bytes, sizeof parent_pool->bytes, 0x5A));
+	cr_assert_eq(pool_inits, 1);
+}
+
+/* wof_sweep() in a child runs the lazy global's on_wipe at once, and only once. */
+static int child_sweeps(void *arg)
+{
+	(void)arg;
+	unsigned inits = other_logger_inits(), wipes = other_logger_wipes();
+
+	VH_CHECK(wof_sweep() == 1); /* the logger: the only object with on_wipe that held a value */
+	VH_CHECK(other_logger_wipes() == wipes + 1);
+	VH_CHECK(other_logger_wiped_parents());
+	VH_CHECK(other_logger_inits() == inits); /* nothing initialised */
+	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	VH_CHECK(wof_sweep() == 0);
+	struct logger *l = other_logger();
+	VH_CHECK(l == parent_logger && l->owner == getpid());
+	VH_CHECK(other_logger_wipes() == wipes + 1); /* no second on_wipe on first use */
+	VH_CHECK(other_logger_inits() == inits + 1);
+	return 0;
+}
+
+VH_FORK_TEST(lazy_global, sweep_wipes_a_lazy_global_once, .timeout = 30)
+{
+	parent_logger = the_logger();
+	cr_assert_not_null(parent_logger);
+	cr_assert_eq(wof_sweep(), 0, "nothing to sweep in the process that made it");
+	VH_ASSERT_CHILD(how, child_sweeps, NULL);
+	cr_assert_eq(other_logger_wipes(), 0);
+	cr_assert_eq(WOF_LAZY_PEEK(the_logger), parent_logger);
+}
