@@ -55,7 +55,7 @@
 #define TH_TSAN 0
 #endif
 
-/* The ways to make a child that copies the address space (API.md "Fork generation"). */
+/* The ways to make a child that copies the address space (docs/api.md, wof_generation(3)). */
 enum th_fork_kind {
 	TH_FORK,     /* fork(): runs the pthread_atfork handlers                    */
 	TH_UFORK,    /* _Fork(): glibc >= 2.34, no atfork handlers                  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-generation: proves the "Fork generation" contract of shared/API.md: wof_generation() is
+ * test-generation: proves the "Fork generation" contract of wof_generation(3): wof_generation() is
  * never 0, one value per process shared by all its threads, and a child made by fork(),
  * _Fork(), syscall(SYS_fork) or clone() without CLONE_VM -- at any depth -- never has a value
  * an ancestor had; and that wof_fork_detection() says truthfully which children are noticed.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wof_lazy_lock_t keeps API.md's LazyLock clauses: force runs init(arg) once per process even
+ * wof_lazy_lock_t keeps docs/api.md's LazyLock clauses: force runs init(arg) once per process even
  * among racing threads, get never runs it, a NULL from init is retried by the next force,
  * an all-zero lazy lock (no init) fails with EINVAL, re-entry is EDEADLK, a cancelled init
  * stores nothing, and a forked child runs init again while its parent keeps the value.

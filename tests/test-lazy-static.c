@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * WOF_LAZY_STATIC keeps API.md's typed lazy static clauses: a 4 KiB value stored inline whose
+ * WOF_LAZY_STATIC keeps docs/api.md's typed lazy static clauses: a 4 KiB value stored inline whose
  * init always receives a zero-filled slot (first time, after a failed init that scribbled on
  * it, after a cancelled one, and in a forked child whose parent filled it), a stable pointer,
  * one init among racing threads, NULL for a failed init and a retry on the next call, several

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wof_once_lock_t keeps every clause of API.md's OnceLock section: set-once storage with
+ * wof_once_lock_t keeps every clause of docs/api.md's OnceLock section: set-once storage with
  * EEXIST/EINVAL, take, get_or_init with exactly one init among racing threads, failed inits
  * retried (by a waiting caller too), get_or_try_init's error paths, wait, EDEADLK on re-entry,
  * cancellation inside init, errno left alone on success, all-zero locks, and a forked child

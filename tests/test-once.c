@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-once: proves each clause of the wof_once_t contract (shared/API.md, "Once" and the
+ * test-once: proves each clause of the wof_once_t contract (wof_once(3), "Once" and the
  * "Conventions" it is bound by): exactly one run per process among racing threads, fn's writes
  * visible to every caller, re-runs in children made by fork(), _Fork(), SYS_fork and clone(),
  * hand-over after cancellation, pthread_exit and failure, EDEADLK on re-entry, waiting,

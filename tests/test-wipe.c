@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * on_wipe across fork, for every value type (OnceLock, LazyLock, WOF_LAZY_STATIC_ON_WIPE,
- * OnceCell, LazyCell), as API.md's "Stale values" convention states it: never called in the
+ * OnceCell, LazyCell), as docs/api.md's on_wipe convention states it: never called in the
  * process that set the value (not by take either); in a child exactly once, with the value held
  * at fork, on the first call of any kind and before any re-initialisation; never for an object
  * that held nothing at fork (never set, failed init, taken, or set from an init that forked);
@@ -1055,7 +1055,7 @@ VH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeo
 
 /*
  * An on_wipe typically closes the child's copy of a descriptor, and close() may set errno. The
- * wof call that ran the hook still keeps API.md's errno rule: a get that finds nothing, and a
+ * wof call that ran the hook still keeps docs/api.md's errno rule: a get that finds nothing, and a
  * successful get_or_init or force, leave errno unchanged.
  */
 static void errno_on_wipe(void *stale)

@@ -17,7 +17,7 @@
  * Children made by fork() run the threaded workload. Children made by _Fork, SYS_fork or clone
  * run it on their only thread: after those, glibc's own locks are not reset, so a child may
  * only use async-signal-safe functions -- which is all wof needs, and all this child does.
- * Under ThreadSanitizer only fork() is used (TOOLCHAIN.md). Under any sanitizer children stay
+ * Under ThreadSanitizer only fork() is used (TSan cannot follow the others). Under any sanitizer children stay
  * single-threaded: the sanitizers' own allocator locks are copied held by a multi-threaded
  * fork, and a child that then starts threads deadlocks inside the sanitizer (seen with gcc 12's
  * ASan: every thread of the child parked on the allocator's mutex), whatever wof does. So do

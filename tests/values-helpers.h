@@ -4,7 +4,7 @@
  * that reports through its exit status and a pipe, waiting for it with a deadline (stragglers
  * are killed and count as failures), and an event log for on_wipe/init ordering. Plain C, so
  * Criterion tests and the plain TSan programs include it alike; no assertion ever runs in a
- * child (TOOLCHAIN.md: a failing cr_assert in a child hangs the runner).
+ * child (a failing cr_assert in a child hangs the runner).
  */
 #pragma once
 

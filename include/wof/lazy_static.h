@@ -64,8 +64,9 @@ WOF_API WOF_COLD void *wof_internal_lazy_static_slow(wof_once_t *once, void *slo
  *
  * `void on_wipe(type *stale)` runs in a child exactly once, on its first use of `name()`, with
  * the bytes the parent made (only if the parent had made them), before the slot is zeroed and
- * init runs again. It must not free what belongs to the parent; it may close a child's copy of
- * a descriptor, for example.
+ * init runs again. The bytes are the child's copy: it may free what they point to and close the
+ * child's copy of a descriptor; it must not talk to the outside world through a resource the
+ * parent still uses (a goodbye on the parent's connection, a shared flock).
  *
  * Memory ordering: as WOF_LAZY_STATIC().
  * Fork: as WOF_LAZY_STATIC(), with on_wipe before the new init.

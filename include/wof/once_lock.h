@@ -13,7 +13,7 @@ extern "C" {
  *
  * All-zero bytes (WOF_ONCE_LOCK_INIT, static storage, calloc) are a valid empty lock. Values
  * are non-NULL pointers that the caller owns; wof never frees them. In a child the parent's
- * value is forgotten: not freed, not closed. WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) names a
+ * value is forgotten: wof frees and closes nothing. WOF_ONCE_LOCK_INIT_ON_WIPE(on_wipe) names a
  * `void on_wipe(void *stale)` that wof calls in each child exactly once, with the value the
  * lock held at fork, on the child's first call on the lock and before any re-initialisation;
  * never in the process that set the value, never for a lock that held nothing at fork.
