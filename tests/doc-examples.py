@@ -5,7 +5,12 @@
 A block with a main() is compiled, linked against libwof and run; it must exit 0 within the
 deadline. A block without main() must compile (-c). Output is TAP, one test per block.
 
-usage: doc-examples.py --cc 'cc args' --include DIR --lib LIBWOF.a [--cflags 'flags'] FILE.md...
+usage: doc-examples.py --cc 'cc args' --include DIR --lib LIBWOF.a [--cflags 'flags']
+                       [--libs 'flags'] [--skip-if REGEX] [--exe-wrapper 'cmd'] FILE.md...
+
+--libs goes after the library on the link line; --exe-wrapper runs the programs of a cross
+build (Wine). A block that --skip-if's regular expression matches is reported as skipped: what
+the target system lacks (fork on Windows).
 """
 import argparse
 import os
@@ -26,9 +31,9 @@ def blocks(path):
         yield line, match.group(1)
 
 
-def check(cc, cflags, include, lib, source, workdir):
+def check(cc, cflags, libs, wrapper, include, lib, source, workdir):
     src = os.path.join(workdir, "example.c")
-    exe = os.path.join(workdir, "example")
+    exe = os.path.join(workdir, "example.exe")  # the name a Windows target needs; any will do
     with open(src, "w", encoding="utf-8") as f:
         f.write(source)
     base = cc + ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I", include] + cflags
@@ -36,8 +41,8 @@ def check(cc, cflags, include, lib, source, workdir):
         cmd = base + ["-c", src, "-o", exe + ".o"]
         run = None
     else:
-        cmd = base + [src, "-o", exe, lib, "-pthread"]
-        run = [exe]
+        cmd = base + [src, "-o", exe, lib, "-pthread"] + libs
+        run = wrapper + [exe]
     built = subprocess.run(cmd, capture_output=True, text=True)
     if built.returncode != 0:
         return "does not compile:\n" + built.stdout + built.stderr
@@ -57,6 +62,9 @@ def main():
     parser.add_argument("--cflags", default="")
     parser.add_argument("--include", required=True)
     parser.add_argument("--lib", required=True)
+    parser.add_argument("--libs", default="")
+    parser.add_argument("--skip-if", default=None)
+    parser.add_argument("--exe-wrapper", default="")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
 
@@ -65,9 +73,13 @@ def main():
     failed = 0
     with tempfile.TemporaryDirectory() as workdir:
         for number, (path, line, src) in enumerate(cases, 1):
-            error = check(shlex.split(args.cc), shlex.split(args.cflags), args.include,
-                          args.lib, src, workdir)
             name = f"{os.path.basename(path)}:{line}"
+            if args.skip_if and re.search(args.skip_if, src, re.M):
+                print(f"ok {number} - {name} # SKIP matches {args.skip_if}")
+                continue
+            error = check(shlex.split(args.cc), shlex.split(args.cflags),
+                          shlex.split(args.libs), shlex.split(args.exe_wrapper), args.include,
+                          args.lib, src, workdir)
             if error:
                 failed += 1
                 print(f"not ok {number} - {name}")

@@ -58,7 +58,8 @@ int main()
 	    wof_once_call(&anonymous_once, lambda, &wof_test::runs) != 0 ||
 	    wof_once_try_call(&anonymous_once, try_lambda, &wof_test::runs) != 0 ||
 	    wof_once_wait(&wof_test::once) != 0 || !wof_once_is_completed(&anonymous_once) ||
-	    wof_generation() == 0 || (wof_fork_detection() & WOF_FORK_DETECT_ATFORK) == 0) {
+	    wof_generation() == 0 ||
+	    (wof_fork_detection() & (WOF_FORK_DETECT_ATFORK | WOF_FORK_DETECT_NO_FORK)) == 0) {
 		std::puts("FAIL: a call from C++ went wrong");
 		return 1;
 	}

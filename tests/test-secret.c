@@ -752,6 +752,25 @@ static void nonce_in_child(enum th_fork_kind kind)
 	cr_assert_eq(nonce_inits, 1);
 }
 
+/* WOF_LAZY_PEEK: NULL until made in this process, never runs init, NULL again in a child. */
+static int peek_child(void *arg)
+{
+	(void)arg;
+	return WOF_LAZY_PEEK(token) == NULL ? 0 : 1;
+}
+
+Test(lazy_secret, peek_sees_only_this_process_value, .timeout = 30)
+{
+	cr_assert_null(WOF_LAZY_PEEK(token));
+	cr_assert_eq(token_inits, 0, "peek ran init");
+	struct token *t = token();
+	cr_assert_not_null(t);
+	cr_assert_eq(WOF_LAZY_PEEK(token), t);
+	int code = th_wait(th_spawn(TH_FORK, peek_child, NULL), TH_DEADLINE_S);
+	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+	cr_assert_eq(token_inits, 1);
+}
+
 Test(lazy_secret, child_of_fork_inits_again) { nonce_in_child(TH_FORK); }
 Test(lazy_secret, child_of__Fork_inits_again) { nonce_in_child(TH_UFORK); }
 Test(lazy_secret, child_of_SYS_fork_inits_again) { nonce_in_child(TH_SYS_FORK); }

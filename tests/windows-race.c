@@ -48,7 +48,7 @@
 #define LAZIES 8       /* lazy statics and lazy secrets: one per round, for the first rounds */
 #define DEADLINE_S 60.0 /* for every thread of a round to return: Wine on a loaded machine */
 
-static int failures;
+static int failures; /* atomic: relaxed, a count read once the threads are done or hung */
 
 #define WR_CHECK(cond, ...)                                                                       \
 	do {                                                                                      \
@@ -169,7 +169,8 @@ static void wr_set(int *flag, int value)
 
 static int wr_add(int *counter)
 {
-	return __atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL); /* Acq_rel: a counter and a flag */
+	/* Acq_rel: pairs with wr_get, for counters that are also flags (wr_await). */
+	return __atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Waits until *flag >= value; false at the deadline. Threads that hang are reported, and the
@@ -301,7 +302,7 @@ struct race {
 static void check_return(const char *what, int round, const struct init_record *rec, int got,
                          int want)
 {
-	/* Acquire: the once's own acquire already orders this; the counter is atomic for C11. */
+	/* Acquire: pairs with init_body's wr_add; the once's own acquire is what is under test. */
 	WR_CHECK(__atomic_load_n(&rec->finished, __ATOMIC_ACQUIRE) >= 1,
 	         "round %d, %s: returned before init had finished", round, what);
 	WR_CHECK(got == want, "round %d, %s: got %d, expected %d", round, what, got, want);
@@ -396,7 +397,7 @@ struct handover {
 	wof_once_t once, outer;
 	wof_once_lock_t lock;
 	int entered;  /* atomic: the ending runner is inside init */
-	int runs;     /* atomic: inits that ran to the end (exactly one, by a caller) */
+	int runs;     /* atomic: callers' inits that ran (one per abandoned object) */
 	int returned; /* atomic */
 	int bad;      /* atomic: callers that got an error or no value */
 	int value;

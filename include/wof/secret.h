@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include <wof/lazy_static.h> /* WOF_LAZY_PEEK() */
 #include <wof/once.h>
 
 #ifdef __cplusplus
@@ -61,16 +62,20 @@ WOF_API WOF_COLD void *wof_internal_lazy_secret_slow(void **block, void *unset, 
                                                      size_t value_offset, size_t value_size,
                                                      int (*init)(void *slot));
 
-/* Casts that C++ accepts without -Wold-style-cast. Never use them outside wof's macros. */
+/* The static assertion of each language, the alignment of a type (GNU __alignof__ in both:
+ * clang -Weverything flags C11's _Alignof, even in C), and, in C++, an unnamed namespace for
+ * the block's type, so that two files' lazy secrets of one name but different types do not
+ * break the one-definition rule. Never use them outside wof's macros. */
 #ifdef __cplusplus
-#define WOF_INTERNAL_STATIC_CAST(type, expr) static_cast<type>(expr)
 #define WOF_INTERNAL_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#define WOF_INTERNAL_ALIGNOF(type) alignof(type)
+#define WOF_INTERNAL_FILE_LOCAL_BEGIN namespace {
+#define WOF_INTERNAL_FILE_LOCAL_END }
 #else
-#define WOF_INTERNAL_STATIC_CAST(type, expr) ((type)(expr))
 #define WOF_INTERNAL_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
-#define WOF_INTERNAL_ALIGNOF(type) _Alignof(type)
+#define WOF_INTERNAL_FILE_LOCAL_BEGIN
+#define WOF_INTERNAL_FILE_LOCAL_END
 #endif
+#define WOF_INTERNAL_ALIGNOF(type) __alignof__(type)
 /* clang, unlike gcc, warns of an unused static inline function defined in the main file: a
  * lazy secret that one file defines (say, through a header) and does not use is no mistake. */
 #ifdef __clang__
@@ -110,7 +115,8 @@ static inline bool wof_internal_lazy_secret_done(wof_once_t *once)
  * from inside its own init, and with errno ENOMEM when no secret memory can be had. Several may
  * appear in one file, in C11 and in C++11 and later. `type` must not need more alignment than
  * max_align_t (checked at compile time). There is no on_wipe hook: the parent's bytes are
- * already gone when the child could look at them.
+ * already gone when the child could look at them. WOF_LAZY_PEEK(name) returns the value if it
+ * was made in this process, else NULL, and never runs init.
  *
  * Memory ordering: acquire: what init wrote happens-before every return of the pointer.
  * Fork: a child runs init again on first use, in a zeroed slot at the same address, whatever
@@ -118,34 +124,44 @@ static inline bool wof_internal_lazy_secret_done(wof_once_t *once)
  * in this process.
  */
 #define WOF_LAZY_SECRET(type, name, init)                                                         \
+	WOF_INTERNAL_FILE_LOCAL_BEGIN                                                             \
 	struct wof_internal_secret_##name {                                                       \
 		wof_once_t once;                                                                  \
 		type value;                                                                       \
 	};                                                                                        \
+	WOF_INTERNAL_FILE_LOCAL_END                                                               \
 	/* The pointer starts at a zero once, so the fast path needs no NULL test. */             \
-	static wof_once_t wof_internal_secret_unset_##name;                                       \
-	static void *wof_internal_secret_block_##name = &wof_internal_secret_unset_##name;        \
+	static wof_once_t wof_internal_sunset_##name;                                             \
+	static void *wof_internal_sblock_##name = &wof_internal_sunset_##name;                    \
 	WOF_INTERNAL_UNUSED_OK_BEGIN                                                              \
-	static inline int wof_internal_secret_init_##name(void *slot)                             \
+	static inline int wof_internal_sinit_##name(void *wof_internal_slot)                      \
 	{                                                                                         \
-		return init(WOF_INTERNAL_STATIC_CAST(type *, slot));                              \
+		return init(WOF_INTERNAL_STATIC_CAST(type *, wof_internal_slot));                 \
+	}                                                                                         \
+	/* The value if made in this process, else NULL: the fast path, and WOF_LAZY_PEEK(). */   \
+	static inline type *wof_internal_peek_##name(void)                                        \
+	{                                                                                         \
+		/* Acquire: pairs with the release CAS that publishes the block (src/secret.c). */ \
+		void *wof_internal_block =                                                        \
+		        __atomic_load_n(&wof_internal_sblock_##name, __ATOMIC_ACQUIRE);           \
+		/* The once is the block's first member, and `unset` is a once. */               \
+		if (WOF_LIKELY(wof_internal_lazy_secret_done(                                     \
+		            WOF_INTERNAL_STATIC_CAST(wof_once_t *, wof_internal_block))))         \
+			return &WOF_INTERNAL_STATIC_CAST(struct wof_internal_secret_##name *,     \
+			                                 wof_internal_block)->value;              \
+		return WOF_INTERNAL_NULL;                                                         \
 	}                                                                                         \
 	static inline type *name(void)                                                            \
 	{                                                                                         \
-		/* Acquire: pairs with the release CAS that publishes the block (src/secret.c). */ \
-		void *block = __atomic_load_n(&wof_internal_secret_block_##name, __ATOMIC_ACQUIRE); \
-		/* The once is the block's first member, and `unset` is a once. */               \
-		if (WOF_LIKELY(wof_internal_lazy_secret_done(                                     \
-		            WOF_INTERNAL_STATIC_CAST(wof_once_t *, block))))                      \
-			return &WOF_INTERNAL_STATIC_CAST(struct wof_internal_secret_##name *,     \
-			                                 block)->value;                           \
+		type *wof_internal_value = wof_internal_peek_##name();                            \
+		if (WOF_LIKELY(wof_internal_value != WOF_INTERNAL_NULL))                          \
+			return wof_internal_value;                                                \
 		return WOF_INTERNAL_STATIC_CAST(                                                  \
 		        type *, wof_internal_lazy_secret_slow(                                    \
-		                        &wof_internal_secret_block_##name,                        \
-		                        &wof_internal_secret_unset_##name,                        \
+		                        &wof_internal_sblock_##name, &wof_internal_sunset_##name, \
 		                        sizeof(struct wof_internal_secret_##name),                \
 		                        offsetof(struct wof_internal_secret_##name, value),       \
-		                        sizeof(type), wof_internal_secret_init_##name));          \
+		                        sizeof(type), wof_internal_sinit_##name));                \
 	}                                                                                         \
 	WOF_INTERNAL_UNUSED_OK_END                                                                \
 	WOF_INTERNAL_STATIC_ASSERT(WOF_INTERNAL_ALIGNOF(struct wof_internal_secret_##name) <=     \
