@@ -61,8 +61,9 @@ extern "C" {
  * and an atfork child handler clears it otherwise. It is one object at a link-time address, so
  * the fast paths reach it without a pointer; it is aligned to, and as large as, the largest
  * page size (64 KiB), so that it fills whole pages wherever it lands: in libwof's data, or in
- * an executable's when the linker copy-relocates it there (copies keep their alignment).
- * Never touch.
+ * an executable's when the linker copy-relocates it there (copies keep their alignment). On
+ * Windows, where nothing forks, it is an ordinary object, neither aligned nor marked. The
+ * layout is ABI. Never touch.
  */
 #define WOF_INTERNAL_FORK_PAGE 65536
 struct wof_internal_fork {
