@@ -48,152 +48,6 @@ enum mode {
 	MODE_SYNC, /* only bring a stale word into this process (wipe)   */
 };
 
-/*
- * The runs this thread is inside: re-entry is EDEADLK, not a hang. The first RUNS_MAX live in
- * an array in the thread's record rather than in a list through the runners' stack frames, so
- * that a run left by longjmp leaves an entry that is merely stale (its once answers EDEADLK to
- * this thread from then on) and never a pointer into a dead frame. Deeper runs are chained
- * through their frames, innermost first.
- */
-#define RUNS_MAX 32
-struct run {
-	wof_once_t *once;
-	uint32_t gen;
-	struct run *outer; /* deeper than RUNS_MAX only */
-	struct runs *in;   /* the record it is in; NULL if the thread could have none */
-};
-struct runs {
-	unsigned depth;
-	struct run *overflow; /* the innermost of the runs deeper than RUNS_MAX */
-	struct run open[RUNS_MAX];
-};
-
-static void finish(wof_once_t *once, uint32_t gen, uint32_t state);
-
-/*
- * The thread's record, and a thread that ends inside fn.
- *
- * POSIX: cancellation and pthread_exit leave fn through run()'s cleanup handler (abandon), so
- * the record is plain thread-local storage.
- *
- * Windows: C++ exceptions leave through the same handler (thread-exit.h), but a thread that
- * calls ExitThread or _endthreadex inside fn does not unwind at all, and its waiters would
- * wait for ever. So the record lives in fiber-local storage, whose callback runs when the
- * thread ends, with the thread's record, and abandons every run still open in it, innermost
- * first: the next caller claims the run, as after a cancellation. Not in thread-local storage:
- * mingw emulates that, and frees a thread's blocks before the callback runs when the thread
- * ends by winpthreads' pthread_exit. Runs deeper than RUNS_MAX are not abandoned there: their
- * entries live in frames that such a thread has already left (by longjmp). The record is
- * allocated at the thread's first run and freed at its end. The DLL that holds the callback is
- * pinned, as -z nodelete pins libwof on Linux: after a FreeLibrary() the callback would be
- * gone while threads still hold records.
- *
- * A thread that cannot have a record (no memory, or no fiber-local slot left in the process)
- * runs fn all the same, unrecorded: a call from inside fn on its own once then waits instead of
- * returning EDEADLK, and its waiters wait if it ends inside fn. No thread-local fallback: mingw
- * would emulate it through winpthreads (posix) or leak it at every thread's end (win32).
- */
-#if defined(_WIN32)
-#include <windows.h>
-
-static DWORD runs_slot = FLS_OUT_OF_INDEXES;
-
-static void WINAPI runs_at_thread_exit(void *record)
-{
-	struct runs *runs = record;
-
-	for (unsigned i = runs->depth < RUNS_MAX ? runs->depth : RUNS_MAX; i-- > 0;)
-		finish(runs->open[i].once, runs->open[i].gen, WOF_INTERNAL_ONCE_INCOMPLETE);
-	HeapFree(GetProcessHeap(), 0, runs);
-}
-
-static DWORD runs_slot_get(void)
-{
-	/* Relaxed: a slot is an index; FlsAlloc itself makes it valid for every thread. */
-	DWORD slot = __atomic_load_n(&runs_slot, __ATOMIC_RELAXED);
-	HMODULE self;
-
-	if (slot != FLS_OUT_OF_INDEXES)
-		return slot;
-	DWORD mine = FlsAlloc(runs_at_thread_exit);
-	if (mine == FLS_OUT_OF_INDEXES)
-		return mine;
-	/* Relaxed: as the load; the loser frees its own slot, which no thread has used. */
-	if (!__atomic_compare_exchange_n(&runs_slot, &slot, mine, false, __ATOMIC_RELAXED,
-	                                 __ATOMIC_RELAXED)) {
-		FlsFree(mine);
-		return slot;
-	}
-	(void)GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
-	                                 GET_MODULE_HANDLE_EX_FLAG_PIN,
-	                         (LPCWSTR)(const void *)&runs_slot, &self);
-	return mine;
-}
-
-/* The calling thread's record, made if `create`; NULL if it has none. */
-static struct runs *thread_runs(bool create)
-{
-	DWORD saved_error = GetLastError(); /* the caller's GetLastError() is not ours to change */
-	DWORD slot = runs_slot_get();
-	struct runs *runs = slot == FLS_OUT_OF_INDEXES ? NULL : FlsGetValue(slot);
-
-	if (!runs && create && slot != FLS_OUT_OF_INDEXES) {
-		runs = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof *runs);
-		if (runs && !FlsSetValue(slot, runs)) {
-			HeapFree(GetProcessHeap(), 0, runs);
-			runs = NULL;
-		}
-	}
-	SetLastError(saved_error);
-	return runs;
-}
-#else
-static _Thread_local struct runs thread_record;
-
-static struct runs *thread_runs(bool create)
-{
-	(void)create;
-	return &thread_record;
-}
-#endif
-
-static bool running_here(const wof_once_t *once, uint32_t gen)
-{
-	const struct runs *runs = thread_runs(false);
-
-	for (unsigned i = 0; runs && i < runs->depth && i < RUNS_MAX; i++)
-		if (runs->open[i].once == once && runs->open[i].gen == gen)
-			return true;
-	for (const struct run *r = runs && runs->depth > RUNS_MAX ? runs->overflow : NULL; r;
-	     r = r->outer)
-		if (r->once == once && r->gen == gen)
-			return true;
-	return false;
-}
-
-static void runs_push(struct run *run)
-{
-	struct runs *runs = run->in = thread_runs(true);
-
-	if (!runs)
-		return;
-	if (runs->depth < RUNS_MAX) {
-		runs->open[runs->depth] = *run;
-	} else {
-		run->outer = runs->overflow;
-		runs->overflow = run;
-	}
-	runs->depth++;
-}
-
-static void runs_pop(struct run *run)
-{
-	struct runs *runs = run->in;
-
-	if (runs && --runs->depth >= RUNS_MAX)
-		runs->overflow = run->outer;
-}
-
 /* finish: the runner leaves its run with `state`, waking parked threads if any. */
 static void finish(wof_once_t *once, uint32_t gen, uint32_t state)
 {
@@ -211,12 +65,18 @@ static void finish(wof_once_t *once, uint32_t gen, uint32_t state)
 		wof_internal_unpark_all(&once->_wof_word);
 }
 
+/* A run whose thread ends without returning from it: waiters wake, and one of them runs. */
+void wof_internal_once_abandon(wof_once_t *once, uint32_t gen)
+{
+	finish(once, gen, WOF_INTERNAL_ONCE_INCOMPLETE);
+}
+
 /* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
 static void abandon(void *arg)
 {
-	struct run *run = arg;
+	struct wof_internal_run *run = arg;
 
-	runs_pop(run);
+	wof_internal_runs_pop(run);
 	finish(run->once, run->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
 }
 
@@ -229,11 +89,11 @@ static void abandon(void *arg)
 static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
                bool held, int (*fn)(void *), void *arg, bool *started)
 {
-	struct run self = { once, gen, NULL, NULL };
+	struct wof_internal_run self = { once, gen, NULL, NULL };
 	int rc = 0;
 
 	*started = true;
-	runs_push(&self);
+	wof_internal_runs_push(&self);
 	WOF_INTERNAL_CLEANUP_PUSH(abandon, &self);
 	if (wipe)
 		wipe(wipe_ctx, held);
@@ -242,7 +102,7 @@ static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *
 	else if (fn)
 		rc = fn(arg);
 	WOF_INTERNAL_CLEANUP_POP(0);
-	runs_pop(&self);
+	wof_internal_runs_pop(&self);
 	if (!*started)
 		return 0; /* the word is stale here: the caller claims it again in this process */
 	finish(once, gen, fn && rc == 0 ? WOF_INTERNAL_ONCE_COMPLETE : WOF_INTERNAL_ONCE_INCOMPLETE);
@@ -318,7 +178,7 @@ static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *
 		if (state & WOF_INTERNAL_ONCE_RUNNING) {
 			if (mode == MODE_SYNC)
 				return 0;
-			if (running_here(once, gen))
+			if (wof_internal_running_here(once, gen))
 				return EDEADLK;
 			word = queue_and_park(once, word, word | WOF_INTERNAL_ONCE_QUEUED);
 			gen = wof_internal_generation();

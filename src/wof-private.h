@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include <wof/generation.h>
+#include <wof/once.h>
 
 /*
  * generation.c -- the only file that knows about fork.
@@ -46,6 +47,25 @@ bool wof_internal_wipe_on_fork(void *addr, size_t len);
  * those the kernel does not wipe (the atfork child handler). Async-signal-safe.
  */
 void wof_internal_secret_wipe(bool all);
+
+/*
+ * runs.c -- the runs this thread is inside, innermost last; once.c's run() pushes one before
+ * it calls fn and pops it after (also when fn unwinds). wof_internal_running_here() is true
+ * when the calling thread is inside a run of `once` in generation `gen`. A thread that ends
+ * inside fn without unwinding (Windows' ExitThread) has its open runs handed to
+ * wof_internal_once_abandon() (once.c), as a cancelled run is.
+ */
+struct wof_internal_runs;
+struct wof_internal_run {
+	wof_once_t *once;
+	uint32_t gen;
+	struct wof_internal_run *outer; /* runs.c: deeper than its array only            */
+	struct wof_internal_runs *in;   /* runs.c: the record it is in; NULL if none     */
+};
+bool wof_internal_running_here(const wof_once_t *once, uint32_t gen);
+void wof_internal_runs_push(struct wof_internal_run *run);
+void wof_internal_runs_pop(struct wof_internal_run *run);
+void wof_internal_once_abandon(wof_once_t *once, uint32_t gen);
 
 /*
  * sweep.c -- the list of objects with an on_wipe hook, for wof_sweep(). The value types list
