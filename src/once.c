@@ -195,10 +195,11 @@ static int once_slow(wof_once_t *once, enum mode mode, int (*fn)(void *), void *
 			bool started;
 			int rc = run(once, gen, wipe_first ? wipe : NULL, wipe_ctx, held,
 			             mode == MODE_RUN ? fn : NULL, arg, &started);
-			if (!started)
-				gen = wof_internal_generation();
-			else if (mode == MODE_RUN)
+			if (started && mode == MODE_RUN)
 				return rc;
+			/* A wipe-only run, or one not started here: a fork from a signal handler may
+			 * have come in between, as after a park. */
+			gen = wof_internal_generation();
 			/* Acquire: pairs with finish's release (of this or a later run). */
 			word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 			continue;

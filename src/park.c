@@ -53,7 +53,7 @@ static uint32_t *state_half(uint64_t *word)
 void wof_internal_park(uint64_t *word, uint64_t expected)
 {
 	int saved_errno = errno;
-	/* Relative: a wait that the kernel restarts after a signal keeps what was left of it. */
+	/* Relative. A signal ends the wait (EINTR) whatever its SA_RESTART, as for any timed wait. */
 	struct timespec bound = { 0, WOF_INTERNAL_PARK_MS * 1000000L };
 	/* EAGAIN (the state moved on), EINTR and ETIMEDOUT all mean: re-read the word. */
 	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG,
