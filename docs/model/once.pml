@@ -5,7 +5,7 @@
  * docs/model/verify (spin -a, then a safety search). Each step names the C it models.
  *
  * The word is (wgen, wstate): generation half and state half (the futex word). `cur` is the
- * process's generation (src/generation.c's cell), and a process is named by its generation.
+ * process's generation (src/generation.c, the fork page); a process is named by its generation.
  * N thread slots run operations: call with fn succeeding, failing (try_call) or being
  * cancelled, and wait.
  *
@@ -14,7 +14,9 @@
  * the child: `cur` moves on, the forking thread carries on in the child exactly where it was,
  * with all its locals (a generation and a word it read in the parent, a claim it made there,
  * a park it was in), and every other thread vanishes (its `unless` fires) and is reborn as a
- * fresh thread of the child. A fork inside fn is one such step.
+ * fresh thread of the child once the forking thread runs code of its own again (outside wof,
+ * or in fn): a child's other threads are made by that thread. A fork inside fn is one such
+ * step.
  *
  * Parks are bounded (WOF_INTERNAL_PARK_MS): a parked thread returns when woken, and also when
  * its process has forked since it last read the generation -- in C the signal's EINTR or the
@@ -23,9 +25,10 @@
  * stale generation then hangs, as it would in C (parking and waking every 50 ms for ever),
  * and A6 sees it. With -DSPURIOUS a park may also return at any other moment (the bound,
  * spurious wake-ups); the default leaves that out so that a lost wake-up stays a deadlock that
- * A6 sees, rather than a 50 ms stall. After every park, and after a successful claim, the
- * thread reads the generation again; the second read is where fn starts: a fork after it is a
- * fork inside fn.
+ * A6 sees, rather than a 50 ms stall. After every park, and between a successful claim and
+ * fn (run(), just before it calls fn; the wipe hook that may come first is not modelled), the
+ * thread reads the generation again; that second read is where fn starts: a fork after it is
+ * a fork inside fn.
  *
  * Checked (runs are counted by the process in which fn started):
  *   A1  never two runs of fn in flight that started in the same process    (assert in start)
@@ -34,8 +37,8 @@
  *       runs once in the child, never twice
  *   A3  a completed once stays completed within a generation              (assert in finish)
  *   A4  only the runner leaves RUNNING                                    (assert in finish)
- *   A5  a call or wait that returns 0 in the process it began in finds    (assert after return)
- *       the once complete there
+ *   A5  a call or wait that returns 0 with its process's generation      (assert after return)
+ *       finds the once complete there
  *   A6  no lost wake-up and no hang in a child: when nothing can move, no thread is parked
  *       except wait()ers on a once that is not complete                   (monitor, at timeout)
  * Re-entry (EDEADLK) is a thread-local check outside the word and is not modelled.
