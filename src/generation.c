@@ -49,6 +49,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "wof-private.h"
 
@@ -220,11 +222,26 @@ WOF_API unsigned wof_fork_detection(void)
 	return how;
 }
 
+/*
+ * The caller promises that no other thread uses wof objects; what is cheap to check is that
+ * this thread is not inside an initialiser or on_wipe hook, whose run would end in the new
+ * generation as if it had forked. Debug builds stop there; release builds refuse (EDEADLK).
+ */
 WOF_API void wof_wipe_all(void)
 {
 	int saved_errno = errno;
 	uint32_t next;
 
+	if (wof_internal_inside_run()) {
+#ifndef NDEBUG
+		fprintf(stderr, "wof: wof_wipe_all() called from inside a wof initialiser or "
+		                "on_wipe hook; call it while no wof object is in use\n");
+		abort();
+#else
+		errno = EDEADLK;
+		return;
+#endif
+	}
 	(void)wof_internal_generation(); /* set up detection first, as any first call does */
 	wof_internal_secret_wipe(true);
 	/* Relaxed: as take_generation; the caller guarantees that no other thread uses wof. */

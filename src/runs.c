@@ -145,3 +145,10 @@ void wof_internal_runs_pop(struct wof_internal_run *run)
 	if (runs && --runs->depth >= RUNS_MAX)
 		runs->overflow = run->outer;
 }
+
+bool wof_internal_inside_run(void)
+{
+	const struct wof_internal_runs *runs = thread_runs(false);
+
+	return runs && runs->depth > 0;
+}

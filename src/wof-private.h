@@ -65,6 +65,7 @@ struct wof_internal_run {
 bool wof_internal_running_here(const wof_once_t *once, uint32_t gen);
 void wof_internal_runs_push(struct wof_internal_run *run);
 void wof_internal_runs_pop(struct wof_internal_run *run);
+bool wof_internal_inside_run(void); /* inside any fn or on_wipe, on this thread */
 void wof_internal_once_abandon(wof_once_t *once, uint32_t gen);
 
 /*

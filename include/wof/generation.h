@@ -75,9 +75,11 @@ WOF_API unsigned wof_fork_detection(void);
  * stays allocated), and wof_generation() returns a new value larger than any this process or
  * its ancestors had.
  *
- * Call it while no other thread uses wof objects and from outside every wof initialiser: a
- * thread parked on, or running the initialiser of, an object at that moment belongs to the
- * old generation, and may run that initialiser a second time. Not async-signal-safe.
+ * Call it while no other thread uses wof objects: a thread parked on, or running the
+ * initialiser of, an object at that moment belongs to the old generation, and may run that
+ * initialiser a second time. From inside a wof initialiser or on_wipe hook of the calling
+ * thread it is refused: a debug build aborts with a message, a release build (NDEBUG) sets
+ * errno to EDEADLK and changes nothing. Not async-signal-safe.
  *
  * Memory ordering: none; the caller provides the exclusion.
  * Fork: a child forked afterwards is new relative to the new generation too.

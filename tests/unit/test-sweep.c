@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 
-#include "helpers.h"
+#include "wof-test.h"
 
 /* Each object holds the write end of its own pipe; its hook closes the child's copy. */
 static int hooks_run;
@@ -167,4 +167,53 @@ Test(sweep, grandchild_sweeps_what_the_child_made, .timeout = 60)
 	fill_everything();
 	int code = th_wait(th_spawn(TH_FORK, child_refills, NULL), 2 * TH_DEADLINE_S);
 	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+}
+
+static void noop(void *arg)
+{
+	(void)arg;
+}
+
+/* wof_wipe_all() from inside an initialiser would end that run in a new generation: refused. */
+static int wipe_errno;
+static uint32_t wipe_gen_before, wipe_gen_after;
+
+static void wipe_from_inside(void *arg)
+{
+	(void)arg;
+	wipe_gen_before = wof_generation();
+	errno = 0;
+	wof_wipe_all();
+	wipe_errno = errno;
+	wipe_gen_after = wof_generation();
+}
+
+#ifdef NDEBUG
+Test(wipe_all, from_inside_an_initialiser_is_edeadlk_and_does_nothing)
+{
+	wof_once_t once = WOF_ONCE_INIT;
+
+	cr_assert_eq(wof_once_call(&once, wipe_from_inside, NULL), 0);
+	cr_assert_eq(wipe_errno, EDEADLK);
+	cr_assert_eq(wipe_gen_after, wipe_gen_before);
+	cr_assert(wof_once_is_completed(&once));
+}
+#else
+Test(wipe_all, from_inside_an_initialiser_aborts_debug_builds, .signal = SIGABRT)
+{
+	wof_once_t once = WOF_ONCE_INIT;
+
+	(void)wof_once_call(&once, wipe_from_inside, NULL);
+}
+#endif
+
+Test(wipe_all, outside_makes_a_new_larger_generation)
+{
+	wof_once_t once = WOF_ONCE_INIT;
+	uint32_t before = wof_generation();
+
+	cr_assert_eq(wof_once_call(&once, noop, NULL), 0);
+	wof_wipe_all();
+	cr_assert_gt(wof_generation(), before);
+	cr_assert_not(wof_once_is_completed(&once));
 }
