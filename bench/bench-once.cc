@@ -4,8 +4,8 @@
 // the fast path every caller after the first takes. wof_once_call() runs beside the floor (a
 // bare inline acquire-load flag) and its peers: pthread_once, C11 call_once, std::call_once, a
 // C++ function-local static and absl::call_once, in one binary, so that ratios compare like
-// with like (bench/ratios.py prints them). wof_generation(), the out-of-line generation lookup,
-// is measured too.
+// with like (bench/ratios.py prints them). wof_generation() is measured too: inline once the
+// process has its generation (one load, a shift, a test).
 //
 // The harness, the floor and pthread_once are in bench/fastpath.hh (shared with bench-values.cc),
 // which describes how the loops are kept fair. Every peer's fast path is whatever its header
@@ -14,7 +14,9 @@
 //
 // Threads(2) runs both threads on the same object; "2 threads >= 1.8x one thread" reads straight
 // off the agg_items_per_second column. The `_x8` rows make 8 calls per iteration in straight-line
-// code (fastpath.hh). The `whatif_` rows price two fast paths wof could have instead.
+// code (fastpath.hh). bench/meson.build builds this program three ways: a PIE linked against
+// libwof.so (bench-once), a non-PIE (bench-once-nopie) and a PIE linked with libwof.a
+// (bench-once-static); the fast path reads the fork page at a link-time address in each.
 
 #include "fastpath.hh"
 
@@ -60,11 +62,18 @@ struct WofOnceCall {
 	static void prepare() { (void)call(object()); }
 };
 
+// Its caller branches on the answer, as the flag's does (a row that turned the answer into a
+// value would time setne and movzbl, which no caller of a yes/no check pays).
 struct WofOnceIsCompleted {
 	using Object = wof_once_t;
 	static constexpr Peer peer = WOF;
 	static Object *object() { return &wof_once; }
-	static int call(Object *once) { return wof_once_is_completed(once) ? 0 : 1; }
+	static int call(Object *once)
+	{
+		if (WOF_BENCH_LIKELY(wof_once_is_completed(once)))
+			return 0;
+		return WofOnceCall::call(once);
+	}
 	static void prepare() { (void)WofOnceCall::call(object()); }
 };
 
@@ -165,72 +174,13 @@ struct AbslCallOnce {
 };
 #endif
 
-// wof_generation(): exported, out of line (a PLT call from here).
+// wof_generation(): inline once the process has a generation (a call the first time only).
 struct WofGeneration {
 	using Object = int;
 	static constexpr Peer peer = NONE; // runs nothing
 	static Object *object() { return nullptr; }
 	static int call(Object *) { return static_cast<int>(wof_generation()); }
-	static void prepare() {}
-};
-
-// What-if rows: not wof's code, a measurement of two fast paths wof could have instead
-// (docs/benchmarks.md, Findings). Both read the real once word of `wof_once` and fall back to
-// the real wof_once_call(); only the comparison differs. Today's fast path loads the once
-// word, the exported cell pointer and the 32-bit generation, then shifts and ors it into the
-// expected word: 3 loads and 2 ALU operations before the compare.
-//  - whatif_complete_word: the wipe-on-fork page also holds the completed word itself,
-//    (generation << 32) | COMPLETE, precomputed: load the once word, load the pointer, compare
-//    with the word it points to (no shift, no or).
-//  - whatif_fixed_word: the same word at an address the code knows (no pointer to follow).
-// Neither is fork-safe here (the words below are plain memory, filled in by prepare()); they
-// only price the instructions.
-alignas(64) uint64_t whatif_word_fixed;
-alignas(64) uint64_t *whatif_word_cell = &whatif_word_fixed;
-
-static int whatif_fallback(wof_once_t *once)
-{
-	return wof_once_call(once, wof_init, nullptr);
-}
-
-static void whatif_prepare()
-{
-	(void)WofOnceCall::call(&wof_once);
-	static uint64_t *page = new uint64_t[8]();
-	*page = wof_internal_once_word(wof_generation(), WOF_INTERNAL_ONCE_COMPLETE);
-	whatif_word_fixed = *page;
-	// Release: nothing reads it concurrently yet; matches the acquire in call().
-	__atomic_store_n(&whatif_word_cell, page, __ATOMIC_RELEASE);
-}
-
-struct WhatIfCompleteWord {
-	using Object = wof_once_t;
-	static constexpr Peer peer = WOF;
-	static Object *object() { return &wof_once; }
-	static int call(Object *once)
-	{
-		// Acquire, as wof_internal_once_done.
-		uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
-		uint64_t *cell = __atomic_load_n(&whatif_word_cell, __ATOMIC_ACQUIRE);
-		if (WOF_BENCH_LIKELY(word == __atomic_load_n(cell, __ATOMIC_RELAXED)))
-			return 0;
-		return whatif_fallback(once);
-	}
-	static void prepare() { whatif_prepare(); }
-};
-
-struct WhatIfFixedWord {
-	using Object = wof_once_t;
-	static constexpr Peer peer = WOF;
-	static Object *object() { return &wof_once; }
-	static int call(Object *once)
-	{
-		uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
-		if (WOF_BENCH_LIKELY(word == __atomic_load_n(&whatif_word_fixed, __ATOMIC_RELAXED)))
-			return 0;
-		return whatif_fallback(once);
-	}
-	static void prepare() { whatif_prepare(); }
+	static void prepare() { (void)wof_generation(); } // the loop times the steady state
 };
 
 // Registered in this order, which is the order of the report and of bench/ratios.py's table.
@@ -254,15 +204,13 @@ struct WhatIfFixedWord {
 	add("wof_once_call_via_ptr", completed_via_ptr<WofOnceCall>);
 	add("bare_flag_x8", completed_x8<BareFlag>);
 	add("wof_once_call_x8", completed_x8<WofOnceCall>);
+	add("wof_once_is_completed_x8", completed_x8<WofOnceIsCompleted>);
 	add("pthread_once_x8", completed_x8<PosixOnce>);
 	add("local_static_x8", completed_x8<LocalStatic>);
 #if WOF_BENCH_HAVE_ABSL
 	add("absl_call_once_x8", completed_x8<AbslCallOnce>);
 #endif
-	add("whatif_complete_word", completed<WhatIfCompleteWord>);
-	add("whatif_complete_word_x8", completed_x8<WhatIfCompleteWord>);
-	add("whatif_fixed_word", completed<WhatIfFixedWord>);
-	add("whatif_fixed_word_x8", completed_x8<WhatIfFixedWord>);
+	add("wof_generation_x8", completed_x8<WofGeneration>);
 	return true;
 }();
 

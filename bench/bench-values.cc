@@ -2,9 +2,10 @@
 //
 // bench-values: the fast paths of wof's value types once their value exists -- what every read
 // after the first costs. The thread-safe ones (wof_once_lock_get, wof_lazy_lock_force, the
-// accessors of a WOF_LAZY_STATIC and a WOF_LAZY_SECRET) run against the floor (a bare inline
-// acquire-load flag), pthread_once, the hand-written double-checked pointer (one acquire load
-// tested for NULL) and a C++ function-local static that holds a value; the single-threaded cells
+// accessors of a WOF_LAZY_STATIC, of a lazy global and of a WOF_LAZY_SECRET, and WOF_LAZY_PEEK)
+// run against the floor (a bare inline acquire-load flag), pthread_once, the hand-written
+// double-checked pointer (one acquire load tested for NULL) and a C++ function-local static
+// that holds a value; the single-threaded cells
 // (wof_once_cell_get, wof_lazy_cell_force), each a C++ `thread_local` (C's `_Thread_local`), run
 // against the same floor and pthread_once and against their per-thread peers: a bare
 // thread_local pointer tested for NULL, and a C++ function-local `thread_local` with a dynamic
@@ -15,7 +16,7 @@
 // thread-safe rows share one object; the per-thread rows each use their own thread's.
 //
 // Every row returns the value's address (or the value), so each peer also pays for producing
-// the pointer a caller would use.
+// the pointer a caller would use. Built three ways, as bench-once is (bench/meson.build).
 
 #include "fastpath.hh"
 
@@ -116,6 +117,44 @@ struct WofLazyStatic {
 	static Object *object() { return nullptr; }
 	static Gadget *call(Object *) { return lazy_gadget(); }
 	static void prepare() { (void)call(object()); }
+};
+
+// 5a. A lazy global (WOF_LAZY_GLOBAL_DECLARE in a header, WOF_LAZY_GLOBAL_DEFINE in one file):
+// the same fast path as WOF_LAZY_STATIC, on an object with external linkage. Declared and
+// defined here; in a program the definition sits in another file of the same executable, which
+// changes nothing: the object is at a link-time address either way. WOF_LAZY_PEEK() is the
+// accessor without the slow path: the pointer, or NULL before the first init in this process.
+WOF_LAZY_GLOBAL_DECLARE(Gadget, global_gadget);
+
+static int global_gadget_init(Gadget *slot)
+{
+	slot->serial = note_run(WOF_LAZY_GLOBAL);
+	return 0;
+}
+
+WOF_LAZY_GLOBAL_DEFINE(Gadget, global_gadget, global_gadget_init);
+
+struct WofLazyGlobal {
+	using Object = int;
+	static constexpr Peer peer = WOF_LAZY_GLOBAL;
+	static Object *object() { return nullptr; }
+	static Gadget *call(Object *) { return global_gadget(); }
+	static void prepare() { (void)call(object()); }
+};
+
+// Its caller tests the pointer, as the flag's caller tests the flag.
+struct WofLazyPeek {
+	using Object = int;
+	static constexpr Peer peer = WOF_LAZY_GLOBAL;
+	static Object *object() { return nullptr; }
+	static Gadget *call(Object *)
+	{
+		Gadget *g = WOF_LAZY_PEEK(global_gadget);
+		if (WOF_BENCH_LIKELY(g != nullptr))
+			return g;
+		return global_gadget();
+	}
+	static void prepare() { (void)global_gadget(); }
 };
 
 // 5b. WOF_LAZY_SECRET: the same typed value, held in secret memory (a block that every forked
@@ -250,6 +289,8 @@ struct CxxThreadLocal {
 	add("wof_once_lock_get", completed<WofOnceLockGet>);
 	add("wof_lazy_lock_force", completed<WofLazyLockForce>);
 	add("wof_lazy_static", completed<WofLazyStatic>);
+	add("wof_lazy_global", completed<WofLazyGlobal>);
+	add("wof_lazy_peek", completed<WofLazyPeek>);
 	add("wof_lazy_secret", lazy_secret_checked<completed<WofLazySecret>>);
 	add("local_static_value", completed<LocalStaticValue>);
 	add("bare_tls_pointer", completed<BareTls>);
@@ -266,6 +307,8 @@ struct CxxThreadLocal {
 	add("wof_once_lock_get_x8", completed_x8<WofOnceLockGet>);
 	add("wof_lazy_lock_force_x8", completed_x8<WofLazyLockForce>);
 	add("wof_lazy_static_x8", completed_x8<WofLazyStatic>);
+	add("wof_lazy_global_x8", completed_x8<WofLazyGlobal>);
+	add("wof_lazy_peek_x8", completed_x8<WofLazyPeek>);
 	add("wof_lazy_secret_x8", lazy_secret_checked<completed_x8<WofLazySecret>>);
 	add("local_static_value_x8", completed_x8<LocalStaticValue>);
 	add("bare_tls_pointer_x8", completed_x8<BareTls>);

@@ -39,7 +39,8 @@ namespace wof_bench {
 // did not run exactly once (per thread, for the per-thread rows) reports an error, not a time.
 enum Peer : unsigned {
 	BARE, POSIX, WOF, C11, STD, LOCAL_STATIC, ABSL,
-	WOF_ONCE_LOCK, WOF_LAZY_LOCK, WOF_LAZY_STATIC, LOCAL_STATIC_VALUE, BARE_POINTER,
+	WOF_ONCE_LOCK, WOF_LAZY_LOCK, WOF_LAZY_STATIC, WOF_LAZY_GLOBAL, LOCAL_STATIC_VALUE,
+	BARE_POINTER,
 	NPEERS,
 	// Per-thread rows: counted in thread_runs, once per thread.
 	PER_THREAD_FIRST = 32,

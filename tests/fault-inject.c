@@ -28,14 +28,25 @@
  *   usage: fault-inject [atfork|none|wipe]   (none given: each in turn, by exec)
  *          exit 0 passed, 1 failed, 77 skipped
  */
-#include "helpers.h"
-
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "helpers.h"
 
 /* ---- the interposers ---- */
+
+/* Sanitizer runtimes register atfork handlers and map memory while they start, before they can
+ * run instrumented code: the interposers are not instrumented. */
+#define INTERPOSER __attribute__((__no_sanitize__("thread")))
 
 /* Failures to inject: > 0 that many more, -1 every call, 0 none. Test thread only. */
 static int fail_atfork, fail_wipe;
@@ -43,7 +54,7 @@ static int fail_atfork, fail_wipe;
 static bool counting;
 static int atfork_calls, atfork_registered, wipe_calls, wipe_failed;
 
-static bool take_failure(int *left)
+INTERPOSER static bool take_failure(int *left)
 {
 	if (*left == 0)
 		return false;
@@ -56,8 +67,8 @@ typedef int register_atfork_fn(void (*)(void), void (*)(void), void (*)(void), v
 
 int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
                       void *dso_handle);
-int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
-                      void *dso_handle)
+INTERPOSER int __register_atfork(void (*prepare)(void), void (*parent)(void),
+                                 void (*child)(void), void *dso_handle)
 {
 	static register_atfork_fn *next;
 
@@ -75,7 +86,7 @@ int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)
 }
 
 /* A wipe-on-fork setup call of libwof's: whether a failure is armed for it (errno set). */
-static bool fail_wipe_setup(void)
+INTERPOSER static bool fail_wipe_setup(void)
 {
 	wipe_calls++;
 	if (!take_failure(&fail_wipe))
@@ -89,7 +100,7 @@ static bool fail_wipe_setup(void)
 
 typedef int madvise_fn(void *, size_t, int);
 
-int madvise(void *addr, size_t len, int advice)
+INTERPOSER int madvise(void *addr, size_t len, int advice)
 {
 	static madvise_fn *next;
 
@@ -101,7 +112,7 @@ int madvise(void *addr, size_t len, int advice)
 }
 
 /* Whether an mmap is shaped like a page that libwof would mark, and a failure is armed. */
-static bool fail_this_map(void *addr, size_t len, int prot, int flags, int fd)
+INTERPOSER static bool fail_this_map(void *addr, size_t len, int prot, int flags, int fd)
 {
 	return counting && addr == NULL && len == (size_t)sysconf(_SC_PAGESIZE) &&
 	       prot == (PROT_READ | PROT_WRITE) && flags == (MAP_PRIVATE | MAP_ANONYMOUS) &&
@@ -117,7 +128,7 @@ void *test_mmap64(void *addr, size_t len, int prot, int flags, int fd, int64_t o
 typedef void *mmap_fn(void *, size_t, int, int, int, long);
 typedef void *mmap64_fn(void *, size_t, int, int, int, int64_t);
 
-void *test_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+INTERPOSER void *test_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
 {
 	static mmap_fn *next;
 
@@ -128,7 +139,7 @@ void *test_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
 	return next(addr, len, prot, flags, fd, off);
 }
 
-void *test_mmap64(void *addr, size_t len, int prot, int flags, int fd, int64_t off)
+INTERPOSER void *test_mmap64(void *addr, size_t len, int prot, int flags, int fd, int64_t off)
 {
 	static mmap64_fn *next;
 

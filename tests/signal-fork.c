@@ -21,8 +21,8 @@
  *                   generation, a few instructions before it calls fn: the test cannot see that
  *                   read and judges such a double run by where the fork interrupted the thread
  *                   (in_window). One summary line gives the counts; any hang or any other
- *                   double run fails. Under ThreadSanitizer a signal is handled only when the
- *                   thread enters one of TSan's interceptors, so the forks land only there.
+ *                   double run fails. Skipped under ThreadSanitizer, which handles a signal
+ *                   only when the thread enters its runtime (see main).
  *
  *   usage: signal-fork park KIND | claim KIND CHILDREN [SEED]
  *          KIND: fork, _Fork, SYS_fork or clone.    exit 0 passed, 1 failed, 77 skipped
@@ -30,26 +30,29 @@
  * wof_once_wait() and wof_once_lock_wait() are left out on purpose: in such a child they wait
  * for a completion in the child's own process, which nobody there will bring.
  */
-#include "helpers.h"
-
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
+
+#include "helpers.h"
 
 /* How long a child may take to finish the interrupted call (parks are bounded at ~50 ms). */
 #define PARK_DEADLINE_S 2.0
 
 static enum th_fork_kind kind;
-
-static int parse_kind(const char *name)
-{
-	for (int k = 0; k < TH_FORK_KINDS; k++)
-		if (strcmp(name, th_fork_names[k]) == 0)
-			return k;
-	fprintf(stderr, "unknown fork kind '%s' (fork, _Fork, SYS_fork, clone)\n", name);
-	exit(2);
-}
 
 static void on_signal_install(void (*handler)(int, siginfo_t *, void *), bool restart)
 {
@@ -438,8 +441,17 @@ static volatile sig_atomic_t cur;     /* the item the main thread is at        *
 static volatile sig_atomic_t in_fn;   /* fn's flag: raised first, lowered last */
 static volatile sig_atomic_t forked_here; /* set by the handler in the child    */
 static int snap_index, snap_entries, snap_inside; /* at the signal, in the child */
-static uintptr_t snap_pc, snap_caller;            /* where the fork interrupted */
-static volatile uintptr_t fn_return; /* where fn returns to in libwof */
+
+/* Where the fork interrupted the main thread: its pc, and candidates for the return address
+ * of the function it was in (the words on top of its stack, and the link register). */
+#define STACK_WORDS 8
+struct where {
+	uintptr_t pc;
+	uintptr_t callers[STACK_WORDS + 1];
+	uintptr_t fn_return; /* the child's copy of fn_return */
+};
+static struct where snap_where;
+static volatile uintptr_t fn_return; /* where fn returns to in libwof (main thread only) */
 static int claim_pid_ready; /* atomic */
 static pid_t claim_pid;     /* atomic */
 static int stop;            /* atomic */
@@ -463,33 +475,38 @@ __attribute__((noinline)) static int claim_fn(void *arg)
 	return claim_body(arg);
 }
 
-/* The interrupted pc, and the return address of the function it is in if that is a leaf that
- * has not touched the stack (the word on top of the stack, or the link register); 0 where
- * this architecture is not known. */
-static void interrupted_at(void *ucv, uintptr_t *pc, uintptr_t *caller)
+/* Where a signal interrupted the thread it runs on; zeros where the architecture is unknown.
+ * It reads the interrupted thread's stack, redzones included: not instrumented. */
+__attribute__((__no_sanitize__("address"))) static void interrupted_at(void *ucv,
+                                                                        struct where *w)
 {
 	ucontext_t *uc = ucv;
+	const uintptr_t *sp = NULL;
 
+	memset(w, 0, sizeof *w);
 #if defined(__x86_64__)
-	*pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-	*caller = *(const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
+	w->pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	sp = (const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
 #elif defined(__aarch64__)
-	*pc = (uintptr_t)uc->uc_mcontext.pc;
-	*caller = (uintptr_t)uc->uc_mcontext.regs[30];
+	w->pc = (uintptr_t)uc->uc_mcontext.pc;
+	sp = (const uintptr_t *)uc->uc_mcontext.sp;
+	w->callers[STACK_WORDS] = (uintptr_t)uc->uc_mcontext.regs[30];
 #else
 	(void)uc;
-	*pc = *caller = 0;
 #endif
+	/* The live stack above sp: a return address there is one of a frame still running. */
+	for (int i = 0; sp && i < STACK_WORDS; i++)
+		w->callers[i] = sp[i];
 }
 
 static void claim_signal(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 	int index = cur, entries = items[index].entries, inside = in_fn;
-	uintptr_t pc, caller;
+	struct where where;
 	pid_t pid;
 
-	interrupted_at(uc, &pc, &caller);
+	interrupted_at(uc, &where);
 
 	(void)sig;
 	(void)si;
@@ -498,8 +515,7 @@ static void claim_signal(int sig, siginfo_t *si, void *uc)
 		snap_index = index;
 		snap_entries = entries;
 		snap_inside = inside;
-		snap_pc = pc;
-		snap_caller = caller;
+		snap_where = where;
 		forked_here = 1;
 	} else {
 		__atomic_store_n(&claim_pid, pid, __ATOMIC_RELAXED);
@@ -529,8 +545,8 @@ static int claim_child(void)
 	else
 		code = here == 1 ? CLAIM_OK : CLAIM_RUNS_WRONG;
 	if (code == CLAIM_TWICE) {
-		uintptr_t where[2] = { snap_pc, snap_caller };
-		if (write(report_fds[1], where, sizeof where) != (ssize_t)sizeof where)
+		snap_where.fn_return = fn_return;
+		if (write(report_fds[1], &snap_where, sizeof snap_where) != (ssize_t)sizeof snap_where)
 			code = CLAIM_RUNS_WRONG;
 	}
 	return code;
@@ -559,20 +575,30 @@ static uint64_t next_random(void)
  * (fn runs again on the next call). The test cannot see that read, and counts a double run as
  * such a window hit, not a failure, when the fork interrupted
  *   - libwof at most WINDOW_BYTES before its call of fn (the return address fn records), or a
- *     leaf function called from there (the generation read, when it is not inlined);
+ *     function called from there (the generation read, when it is not inlined: a return
+ *     address into the window among the top words of the stack, or in the link register) --
+ *     a fork before that function has read the generation leaves no double run;
  *   - or fn itself before its flag went up: claim_fn is a few instructions -- a prologue in
  *     some builds, the flag, a call of claim_body, which lowers the flag (a fork after that ran
  *     fn once in the child, not twice).
  */
-#define WINDOW_BYTES 24
+#define WINDOW_BYTES 64
 
-static bool in_window(const uintptr_t where[2])
+static bool before_call(uintptr_t addr, uintptr_t ret)
 {
-	uintptr_t ret = fn_return, start = (uintptr_t)claim_fn;
+	return ret && addr >= ret - WINDOW_BYTES && addr < ret;
+}
 
-	return (where[0] >= start && where[0] < start + 32) ||
-	       (ret && where[0] >= ret - WINDOW_BYTES && where[0] < ret) ||
-	       (ret && where[1] >= ret - WINDOW_BYTES && where[1] < ret);
+static bool in_window(const struct where *w)
+{
+	uintptr_t start = (uintptr_t)claim_fn;
+
+	if ((w->pc >= start && w->pc < start + 32) || before_call(w->pc, w->fn_return))
+		return true;
+	for (int i = 0; i <= STACK_WORDS; i++)
+		if (before_call(w->callers[i], w->fn_return))
+			return true;
+	return false;
 }
 
 static void describe(const char *what, uintptr_t pc)
@@ -607,7 +633,7 @@ static void *signaller(void *arg)
 			exit(1);
 		}
 		int code = th_wait(pid, PARK_DEADLINE_S + 3.0);
-		uintptr_t where[2] = { 0, 0 };
+		struct where where;
 		t->children++;
 		switch (code) {
 		case CLAIM_OK:
@@ -616,9 +642,9 @@ static void *signaller(void *arg)
 			t->inside++;
 			break;
 		case CLAIM_TWICE:
-			if (read(report_fds[0], where, sizeof where) != (ssize_t)sizeof where)
-				where[0] = where[1] = 0;
-			if (in_window(where)) {
+			if (read(report_fds[0], &where, sizeof where) != (ssize_t)sizeof where)
+				memset(&where, 0, sizeof where);
+			if (in_window(&where)) {
 				t->window++;
 				fprintf(stderr, "child %u: fork between libwof's last look at the "
 				                "generation and fn's flag (counts as inside fn):\n", c);
@@ -627,9 +653,8 @@ static void *signaller(void *arg)
 				fprintf(stderr, "child %u: fn ran twice in the child, fork outside fn:\n",
 				        c);
 			}
-			describe("interrupted at", where[0]);
-			describe("top of stack / link register", where[1]);
-			describe("fn returns to", fn_return);
+			describe("interrupted at", where.pc);
+			describe("fn returns to", where.fn_return);
 			break;
 		case TH_HUNG:
 			t->hung++;
@@ -689,12 +714,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: signal-fork park KIND | claim KIND CHILDREN [SEED]\n");
 		return 2;
 	}
-	kind = (enum th_fork_kind)parse_kind(argv[2]);
+	kind = th_fork_kind_named(argv[2]);
+	if (kind == TH_FORK_KINDS) {
+		fprintf(stderr, "unknown fork kind '%s' (fork, _Fork, SYS_fork, clone)\n", argv[2]);
+		return 2;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (TH_TSAN && strcmp(argv[1], "claim") == 0) {
-		/* TSan runs a handler only when the thread next enters one of its interceptors
-		 * (memset, __tls_get_addr, ...): the forks land at those points, not anywhere. */
-		printf("ThreadSanitizer: signals are handled at its interceptors only\n");
+		/* TSan defers a handler until the thread enters its runtime (an interceptor, an
+		 * atomic access): the forks land there, inside libwof's generation read among
+		 * others, where the test cannot tell a fork before the read from one after it. */
+		printf("skipped: under ThreadSanitizer signals are handled only inside its runtime\n");
+		return TH_SKIP;
 	}
 	if (!th_fork_detected(kind)) {
 		printf("skipped: wof does not detect %s children here (no MADV_WIPEONFORK)\n",

@@ -567,7 +567,7 @@ void test_fork_inside_cell_init()
 	try {
 		forked.get_or_init([&pid]() -> int {
 			std::fflush(nullptr);
-			pid = fork();
+			pid = th_fork(TH_FORK);
 			if (pid == 0)
 				throw std::runtime_error("in the child");
 			return 1;
@@ -576,7 +576,6 @@ void test_fork_inside_cell_init()
 		in_the_child = true;
 	}
 	if (in_the_child) {
-		test::child_setup();
 		bool usable = forked.get() == nullptr && forked.get_or_init([] { return 2; }) == 2;
 		_exit(usable ? 0 : 1);
 	}

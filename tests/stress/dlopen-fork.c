@@ -13,12 +13,8 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "wof-test.h" /* its process helpers only: libwof is not linked, but loaded */
 
 struct once {
 	uint64_t word;
@@ -27,28 +23,6 @@ struct once {
 static void nop(void *arg)
 {
 	(void)arg;
-}
-
-/* Fork; the child runs `child` and exits with its result. The child's status, or -1. */
-static int fork_and_wait(int (*child)(void *), void *arg)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(10);
-		_exit(child(arg));
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
-}
-
-static int nothing(void *arg)
-{
-	(void)arg;
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -85,10 +59,13 @@ int main(int argc, char **argv)
 	if (still)
 		dlclose(still);
 
-	int status = fork_and_wait(nothing, NULL);
-	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "a child forked after dlclose(libwof) died: status %#x%s\n", status,
-		        WIFSIGNALED(status) ? " (signal: a stale atfork handler?)" : "");
+	pid_t pid = th_fork(TH_FORK);
+	if (pid == 0)
+		_exit(0);
+	int code = th_wait(pid, TH_DEADLINE_S);
+	if (code != 0) {
+		fprintf(stderr, "a child forked after dlclose(libwof) died: %s%s\n", th_outcome(code),
+		        code > 128 && code < TH_HUNG ? " (a stale atfork handler?)" : "");
 		return 1;
 	}
 
@@ -101,7 +78,7 @@ int main(int argc, char **argv)
 	int pipefd[2];
 	if (pipe(pipefd) != 0)
 		return 1;
-	pid_t pid = fork();
+	pid = th_fork(TH_FORK);
 	if (pid == 0) {
 		uint32_t child = generation();
 		ssize_t n = write(pipefd[1], &child, sizeof child);
@@ -109,9 +86,7 @@ int main(int argc, char **argv)
 	}
 	uint32_t child = 0;
 	ssize_t n = read(pipefd[0], &child, sizeof child);
-	waitpid(pid, &status, 0);
-	if (n != sizeof child || child == 0 || child == again || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0) {
+	if (th_wait(pid, TH_DEADLINE_S) != 0 || n != sizeof child || child == 0 || child == again) {
 		fprintf(stderr, "after reloading: parent generation %u, child %u\n", again, child);
 		return 1;
 	}

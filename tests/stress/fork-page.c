@@ -9,7 +9,7 @@
  *
  *   usage: fork-page        exit 0 passed, 1 failed
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 /* Ordinary data that a copy relocation may put right before or after the page. */
 static volatile uint64_t before_page[64] = { 1, 2, 3 };

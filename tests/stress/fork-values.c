@@ -15,7 +15,7 @@
  *
  * Under ThreadSanitizer, part 2 is left out (with gcc 12 a child of a multi-threaded process
  * cannot start threads) and so are the _Fork() children (TSan does not intercept _Fork, and
- * such a child can hang in TSan's runtime); children are not race-checked (vh_child_setup).
+ * such a child can hang in TSan's runtime); children are not race-checked (th_child_begin).
  * Exit status 0 on success, 1 on a failed check.
  */
 #ifndef _GNU_SOURCE
@@ -23,7 +23,7 @@
 #endif
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 #define NOBJ 24
 #define MAX_THREADS 32
@@ -170,30 +170,30 @@ static int child_among_inits(void *arg)
 			done[type][i] = __atomic_load_n(&objs->done[type][i], __ATOMIC_RELAXED);
 			inits[type][i] = __atomic_load_n(&objs->inits[type][i], __ATOMIC_RELAXED);
 		}
-	VH_CHECK(__atomic_load_n(&objs->bad_wipes, __ATOMIC_RELAXED) == 0);
+	TH_CHILD_CHECK(__atomic_load_n(&objs->bad_wipes, __ATOMIC_RELAXED) == 0);
 
 	for (int i = 0; i < NOBJ; i++)
 		for (int type = 0; type < 2; type++) {
-			errno = VH_ERRNO_SENTINEL;
-			VH_CHECK(get_value(type, i) == NULL); /* no hang, nothing of the parent's */
-			VH_CHECK(errno == VH_ERRNO_SENTINEL);
+			errno = TH_ERRNO_SENTINEL;
+			TH_CHILD_CHECK(get_value(type, i) == NULL); /* no hang, nothing of the parent's */
+			TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 			unsigned w = LD(objs->wipes[type][i]);
-			VH_CHECK(w <= 1);
+			TH_CHILD_CHECK(w <= 1);
 			if (done[type][i])
-				VH_CHECK(w == 1); /* the parent held a value at fork */
+				TH_CHILD_CHECK(w == 1); /* the parent held a value at fork */
 			if (!started[type][i])
-				VH_CHECK(w == 0); /* no init had begun: nothing was held */
-			VH_CHECK(init_value(type, i) == &child_vals[type][i]);
-			VH_CHECK(LD(objs->inits[type][i]) == inits[type][i] + 1);
-			VH_CHECK(init_value(type, i) == &child_vals[type][i]);
-			VH_CHECK(get_value(type, i) == &child_vals[type][i]);
-			VH_CHECK(LD(objs->wipes[type][i]) == w); /* not again */
+				TH_CHILD_CHECK(w == 0); /* no init had begun: nothing was held */
+			TH_CHILD_CHECK(init_value(type, i) == &child_vals[type][i]);
+			TH_CHILD_CHECK(LD(objs->inits[type][i]) == inits[type][i] + 1);
+			TH_CHILD_CHECK(init_value(type, i) == &child_vals[type][i]);
+			TH_CHILD_CHECK(get_value(type, i) == &child_vals[type][i]);
+			TH_CHILD_CHECK(LD(objs->wipes[type][i]) == w); /* not again */
 		}
-	VH_CHECK(LD(objs->bad_wipes) == 0);
+	TH_CHILD_CHECK(LD(objs->bad_wipes) == 0);
 	return 0;
 }
 
-static void fork_among_inits(enum vh_fork_how how, int slow_us, const char *what)
+static void fork_among_inits(enum th_fork_kind how, int slow_us, const char *what)
 {
 	pthread_t threads[MAX_THREADS];
 
@@ -209,8 +209,8 @@ static void fork_among_inits(enum vh_fork_how how, int slow_us, const char *what
 		/* Fork at a different point of the workers' progress each time. */
 		struct timespec ts = { 0, 1000L * (rand() % (slow_us * 4 + 50)) };
 		nanosleep(&ts, NULL);
-		if (vh_in_child(how, child_among_inits, NULL) != 0)
-			FAIL("%s, %s, iteration %d: %s", what, vh_how_name(how), it, vh_why);
+		if (th_in_child(how, child_among_inits, NULL) != 0)
+			FAIL("%s, %s, iteration %d: %s", what, th_fork_names[how], it, th_why);
 		pthread_barrier_wait(&barrier); /* all done */
 		for (int i = 0; i < NOBJ; i++)
 			for (int type = 0; type < 2; type++) {
@@ -266,53 +266,51 @@ static int child_threads(void *arg)
 	SET_IN_CHILD();
 	pthread_barrier_init(&child_barrier, NULL, (unsigned)n);
 	for (int t = 0; t < n; t++)
-		VH_CHECK(pthread_create(&threads[t], NULL, child_thread, (void *)(intptr_t)t) == 0);
+		TH_CHILD_CHECK(pthread_create(&threads[t], NULL, child_thread, (void *)(intptr_t)t) == 0);
 	for (int t = 0; t < n; t++) {
 		pthread_join(threads[t], &why);
 		ok &= why == NULL;
 	}
-	VH_CHECK(ok);
+	TH_CHILD_CHECK(ok);
 	for (int i = 0; i < NOBJ; i++)
 		for (int type = 0; type < 2; type++) {
-			VH_CHECK(LD(objs->wipes[type][i]) == 1);
-			VH_CHECK(LD(objs->inits[type][i]) == 2); /* the parent's, copied, and ours */
+			TH_CHILD_CHECK(LD(objs->wipes[type][i]) == 1);
+			TH_CHILD_CHECK(LD(objs->inits[type][i]) == 2); /* the parent's, copied, and ours */
 		}
-	VH_CHECK(LD(objs->bad_wipes) == 0);
+	TH_CHILD_CHECK(LD(objs->bad_wipes) == 0);
 	return 0;
 }
 
-static void threads_in_child(enum vh_fork_how how)
+static void threads_in_child(enum th_fork_kind how)
 {
 	for (int it = 0; it < iterations; it++) {
 		reset_objects(0);
 		for (int i = 0; i < NOBJ; i++)
 			for (int type = 0; type < 2; type++)
 				(void)init_value(type, i);
-		if (vh_in_child(how, child_threads, NULL) != 0)
-			FAIL("threads in a child, %s, iteration %d: %s", vh_how_name(how), it, vh_why);
+		if (th_in_child(how, child_threads, NULL) != 0)
+			FAIL("threads in a child, %s, iteration %d: %s", th_fork_names[how], it, th_why);
 	}
 }
 
 /* ---- 3. an init that forks while others wait ----------------------------------------------- */
 
 static wof_once_lock_t forking_lock = WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
-static enum vh_fork_how forking_how;
+static enum th_fork_kind forking_how;
 static unsigned waiters_started;
 static bool forker_in_init;
 static pid_t forked_pid;
-static int forked_fds[2];
 
 static void *forking_init(void *arg)
 {
 	(void)arg;
 	__atomic_store_n(&forker_in_init, true, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&waiters_started, __ATOMIC_ACQUIRE) < (unsigned)nthreads)
-		vh_sleep_ms(1);
-	vh_sleep_ms(5); /* let them park */
-	pid_t parent = getpid();
-	forked_pid = vh_fork(forking_how);
+		th_nap(1000);
+	th_nap(5000); /* let them park */
+	forked_pid = th_fork(forking_how);
 	if (forked_pid == 0) {
-		vh_child_setup(parent);
+		th_child_begin();
 		SET_IN_CHILD();
 		return &child_vals[LOCK][0];
 	}
@@ -328,34 +326,25 @@ static void *plain_init(void *arg)
 /* In the child, after the forking init returned there: the lock is empty and usable. */
 static int after_forking_init(void *got)
 {
-	VH_CHECK(got == &child_vals[LOCK][0]); /* the init's own result, in this process */
-	VH_CHECK(wof_once_lock_get(&forking_lock) == NULL);
-	VH_CHECK(LD(objs->wipes[LOCK][0]) == 0 && LD(objs->bad_wipes) == 0); /* nothing was held */
-	VH_CHECK(wof_once_lock_get_or_init(&forking_lock, plain_init, NULL) == &child_vals[LOCK][1]);
-	VH_CHECK(wof_once_lock_get(&forking_lock) == &child_vals[LOCK][1]);
-	VH_CHECK(LD(objs->wipes[LOCK][0]) == 0 && LD(objs->bad_wipes) == 0);
+	TH_CHILD_CHECK(got == &child_vals[LOCK][0]); /* the init's own result, in this process */
+	TH_CHILD_CHECK(wof_once_lock_get(&forking_lock) == NULL);
+	TH_CHILD_CHECK(LD(objs->wipes[LOCK][0]) == 0 && LD(objs->bad_wipes) == 0); /* nothing was held */
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forking_lock, plain_init, NULL) == &child_vals[LOCK][1]);
+	TH_CHILD_CHECK(wof_once_lock_get(&forking_lock) == &child_vals[LOCK][1]);
+	TH_CHILD_CHECK(LD(objs->wipes[LOCK][0]) == 0 && LD(objs->bad_wipes) == 0);
 	return 0;
 }
 
 static void *forking_thread(void *arg)
 {
 	(void)arg;
-	if (pipe(forked_fds) != 0)
-		return (void *)"pipe";
 	void *got = wof_once_lock_get_or_init(&forking_lock, forking_init, NULL);
-	if (forked_pid == 0) {
-		close(forked_fds[0]);
-		vh_child_finish(forked_fds[1], after_forking_init(got));
-	}
-	close(forked_fds[1]);
-	if (forked_pid < 0) {
-		close(forked_fds[0]);
+	if (forked_pid == 0)
+		th_child_exit(after_forking_init(got));
+	if (forked_pid < 0)
 		return (void *)"the forking init did not run, or its fork failed";
-	}
-	int rc = vh_reap(forked_pid, forked_fds[0], vh_how_name(forking_how));
-	close(forked_fds[0]);
-	if (rc != 0)
-		return vh_why;
+	if (th_reap(forked_pid, th_fork_names[forking_how]) != 0)
+		return th_why;
 	return got == &parent_vals[LOCK][0] ? NULL : (void *)"the forking init's caller";
 }
 
@@ -367,7 +356,7 @@ static void *waiter_thread(void *arg)
 	return got == &parent_vals[LOCK][0] ? NULL : (void *)"a waiter got another value";
 }
 
-static void fork_inside_init(enum vh_fork_how how)
+static void fork_inside_init(enum th_fork_kind how)
 {
 	pthread_t forker, waiters[MAX_THREADS];
 	void *why;
@@ -384,7 +373,7 @@ static void fork_inside_init(enum vh_fork_how how)
 			return;
 		}
 		while (!__atomic_load_n(&forker_in_init, __ATOMIC_ACQUIRE))
-			vh_sleep_ms(1);
+			th_nap(1000);
 		for (int t = 0; t < nthreads; t++)
 			if (pthread_create(&waiters[t], NULL, waiter_thread, NULL) != 0) {
 				FAIL("pthread_create");
@@ -392,11 +381,11 @@ static void fork_inside_init(enum vh_fork_how how)
 			}
 		pthread_join(forker, &why);
 		if (why)
-			FAIL("init that forks, %s: %s", vh_how_name(how), (const char *)why);
+			FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
 		for (int t = 0; t < nthreads; t++) {
 			pthread_join(waiters[t], &why);
 			if (why)
-				FAIL("init that forks, %s: %s", vh_how_name(how), (const char *)why);
+				FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
 		}
 		if (LD(objs->wipes[LOCK][0]) != 0)
 			FAIL("init that forks: on_wipe in the parent");
@@ -416,12 +405,12 @@ int main(int argc, char **argv)
 		return 1;
 	srand((unsigned)getpid());
 
-	enum vh_fork_how hows[2] = { VH_FORK, VH_UFORK };
+	enum th_fork_kind hows[2] = { TH_FORK, TH_UFORK };
 	int nhows = 2;
-	if (!vh_have_wipeonfork()) {
+	if (!th_fork_detected(TH_UFORK)) {
 		printf("fork-values: only atfork detection: _Fork() cases skipped\n");
 		nhows = 1;
-	} else if (VH_TSAN) {
+	} else if (TH_TSAN) {
 		/* TSan does not see _Fork(): a child can hang on a runtime lock another thread held. */
 		printf("fork-values: under ThreadSanitizer: _Fork() cases skipped\n");
 		nhows = 1;
@@ -430,11 +419,11 @@ int main(int argc, char **argv)
 	for (int h = 0; h < nhows; h++) {
 		fork_among_inits(hows[h], 200, "slow inits");
 		fork_among_inits(hows[h], 0, "fast inits");
-		if (!VH_TSAN)
+		if (!TH_TSAN)
 			threads_in_child(hows[h]);
 		fork_inside_init(hows[h]);
 	}
-	if (VH_TSAN)
+	if (TH_TSAN)
 		printf("fork-values: under ThreadSanitizer: threads in a child skipped\n");
 	free(objs);
 

@@ -14,7 +14,7 @@
  *
  *   usage: secret-stress THREADS ITERATIONS      exit 0 pass, 1 fail, 2 usage
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <string.h>
 

@@ -11,20 +11,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <wof.h>
+
+#include "wof-test.h"
 
 static wof_once_t once = WOF_ONCE_INIT;
 static wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
@@ -134,16 +125,12 @@ int main(int argc, char **argv)
 
 	/* The same in a child: every object is re-made there first; the handler expects the
 	 * child's generation and the child's lazy static. */
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(20);
+	pid_t pid = th_fork(TH_FORK);
+	if (pid == 0)
 		_exit(run(shots / 4) ? 1 : 0);
-	}
-	int status;
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "child: failed (status %#x)\n", pid > 0 ? status : -1);
+	int code = th_wait(pid, 2 * TH_DEADLINE_S);
+	if (code != 0) {
+		fprintf(stderr, "child: failed: %s\n", th_outcome(code));
 		return 1;
 	}
 	printf("child: signals handled, all correct\n");

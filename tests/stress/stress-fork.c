@@ -25,7 +25,7 @@
  *
  * Exit status: 0 passed, 1 failed, 2 bad usage, 77 skipped.
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
  *
  * Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <string.h>
 

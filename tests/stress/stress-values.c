@@ -18,7 +18,7 @@
 #endif
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 #define NOBJ 16
 #define MAX_THREADS 64
@@ -78,7 +78,7 @@ static void *lock_init(void *arg)
 	int i = (int)(intptr_t)arg;
 
 	if (__atomic_fetch_add(&objs->lock_attempts[i], 1, __ATOMIC_RELAXED) == 0) {
-		vh_sleep_ms(1);
+		th_nap(1000);
 		errno = EAGAIN;
 		return NULL;
 	}
@@ -120,7 +120,7 @@ static unsigned static_inits[NSTATIC];
 		if (slot->magic != 0)                                                             \
 			return EINVAL;                                                            \
 		__atomic_fetch_add(&static_inits[n], 1, __ATOMIC_RELAXED);                        \
-		vh_sleep_ms(1);                                                                   \
+		th_nap(1000);                                                                   \
 		fill(slot, 2000 + n);                                                             \
 		return 0;                                                                         \
 	}                                                                                         \

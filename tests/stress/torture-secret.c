@@ -23,20 +23,10 @@
  * WOF_TORTURE_NO_CHILD_THREADS=1 (qemu-user), children stay single-threaded (see torture.c).
  * Prints one summary line; exit 0 only if every counter of trouble is 0.
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__) || TH_TSAN
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 #define MAX_THREADS 16
 #define WINDOW 32         /* blocks a thread holds at most */
@@ -358,7 +348,7 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 2;
 	}
-	child_threads = !UNDER_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
+	child_threads = !TH_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
 	paths = 1u << TH_FORK;
 	if (!TH_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
 		paths |= 1u << TH_UFORK | 1u << TH_SYS_FORK | 1u << TH_CLONE;

@@ -27,45 +27,12 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <wof.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#include "wof-test.h"
 
-#if defined(__SANITIZE_ADDRESS__) || UNDER_TSAN
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 #define MAX_OBJECTS 256
 #define MAX_THREADS 32
@@ -77,13 +44,11 @@
 #define POOL 65536
 
 enum type { T_ONCE, T_TRY, T_LOCK, T_LAZY, T_STATIC, T_CELL, T_PRIVATE, TYPES };
-enum path { P_FORK, P__FORK, P_SYS_FORK, P_CLONE, PATHS };
-static const char *const path_names[PATHS] = { "fork", "_Fork", "SYS_fork", "clone" };
 
 /* Shared by every process of the run. */
 struct ledger {
 	atomic_uint procs;
-	atomic_ulong forks[PATHS];
+	atomic_ulong forks[TH_FORK_KINDS];
 	atomic_ulong inits;
 	atomic_ulong cancels;
 	atomic_ulong hangs;
@@ -104,7 +69,7 @@ static unsigned me;             /* this process's ledger row */
 static int depth;               /* 0 in the first process */
 static atomic_bool stop;
 static atomic_uchar used[TYPES][MAX_OBJECTS]; /* objects a wof call initialised here */
-static enum path made_by;       /* how this process was made (the first: as by fork) */
+static enum th_fork_kind made_by; /* how this process was made (the first: as by fork) */
 static bool child_threads;      /* may children made by fork() start threads? */
 static unsigned paths_allowed;
 
@@ -398,8 +363,7 @@ static void *worker_main(void *p)
 
 static void become_child(void)
 {
-	/* async-signal-safe only, until we know how we were made */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* async-signal-safe only, until we know how we were made (th_fork: PR_SET_PDEATHSIG) */
 	me = atomic_fetch_add_explicit(&ledger->procs, 1, memory_order_relaxed);
 	if (me >= MAX_PROCS)
 		_exit(0); /* ledger full: nothing to check, nothing wrong */
@@ -408,32 +372,6 @@ static void become_child(void)
 	for (unsigned t = 0; t < TYPES; t++)
 		for (unsigned i = 0; i < MAX_OBJECTS; i++)
 			atomic_store_explicit(&used[t][i], 0, memory_order_relaxed);
-}
-
-extern pid_t _Fork(void) __attribute__((weak));
-
-static pid_t make_child(enum path path)
-{
-	switch (path) {
-	case P_FORK:
-		return fork();
-	case P__FORK:
-		return _Fork ? _Fork() : fork();
-	case P_SYS_FORK:
-#ifdef SYS_fork
-		return (pid_t)syscall(SYS_fork);
-#else
-		return fork();
-#endif
-	case P_CLONE:
-#if defined(__s390x__) || defined(__s390__)
-		return (pid_t)syscall(SYS_clone, 0, SIGCHLD, 0, 0, 0);
-#else
-		return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-#endif
-	default:
-		return -1;
-	}
 }
 
 /* Every object this process initialised through a wof call has exactly one ledger entry. */
@@ -463,16 +401,16 @@ static unsigned verify_process(void)
 struct child {
 	pid_t pid;
 	int64_t deadline;
-	enum path path;
+	enum th_fork_kind path;
 };
 
 /* Async-signal-safe diagnostics (a child made by _Fork or clone may not use stdio): one line
  * "torture: <what> pid <pid> (<path>, depth <depth>) <value>" with write(2). */
-static void say(const char *what, pid_t pid, enum path path, long value)
+static void say(const char *what, pid_t pid, enum th_fork_kind path, long value)
 {
 	char line[160], num[24];
 	size_t len = 0;
-	const char *parts[] = { "torture: ", what, " pid ", NULL, " (", path_names[path],
+	const char *parts[] = { "torture: ", what, " pid ", NULL, " (", th_fork_names[path],
 		                ", depth ", NULL, ") ", NULL, "\n" };
 	long nums[] = { pid, depth + 1, value };
 	int n = 0;
@@ -544,20 +482,20 @@ static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threa
 	 * fork() takes its thread-list lock, glibc's its malloc locks): it forks again only by raw
 	 * syscalls, which take none. */
 	unsigned allowed = paths_allowed;
-	if (made_by != P_FORK)
-		allowed &= 1u << P_SYS_FORK | 1u << P_CLONE;
+	if (made_by != TH_FORK)
+		allowed &= 1u << TH_SYS_FORK | 1u << TH_CLONE;
 	if (!allowed)
 		return;
-	enum path path;
+	enum th_fork_kind path;
 	do
-		path = (enum path)(rnd(rng) % PATHS);
+		path = (enum th_fork_kind)(rnd(rng) % TH_FORK_KINDS);
 	while (!(allowed & (1u << path)));
-	pid_t pid = make_child(path);
+	pid_t pid = th_fork(path);
 	if (pid == 0) {
 		made_by = path;
 		become_child();
 		int64_t child_end = now_ns() + (int64_t)(rnd(rng) % 200 + 20) * 1000000;
-		run_process(child_end, threaded && path == P_FORK && child_threads);
+		run_process(child_end, threaded && path == TH_FORK && child_threads);
 		_exit(verify_process() ? 1 : 0);
 	}
 	if (pid < 0)
@@ -646,10 +584,10 @@ int main(int argc, char **argv)
 		ids[i] = i;
 		lazies[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init, &ids[i]);
 	}
-	child_threads = !UNDER_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
-	paths_allowed = 1u << P_FORK;
-	if (!UNDER_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
-		paths_allowed |= 1u << P__FORK | 1u << P_SYS_FORK | 1u << P_CLONE;
+	child_threads = !TH_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
+	paths_allowed = 1u << TH_FORK;
+	if (!TH_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
+		paths_allowed |= 1u << TH_UFORK | 1u << TH_SYS_FORK | 1u << TH_CLONE;
 	me = atomic_fetch_add_explicit(&ledger->procs, 1, memory_order_relaxed);
 	snprintf(hang_message, sizeof hang_message,
 	         "torture: FAILED: hang in the top process; reproduce with: torture %u %u %u %llu\n",
@@ -664,8 +602,8 @@ int main(int argc, char **argv)
 	unsigned long stale = ledger->stale_reads, missing = ledger->missing_inits;
 	unsigned long exits = ledger->bad_exits;
 	printf("torture: processes %u, forks", (unsigned)ledger->procs);
-	for (int p = 0; p < PATHS; p++)
-		printf(" %s=%lu", path_names[p], (unsigned long)ledger->forks[p]);
+	for (int p = 0; p < TH_FORK_KINDS; p++)
+		printf(" %s=%lu", th_fork_names[p], (unsigned long)ledger->forks[p]);
 	printf(", inits %lu, cancels %lu, hangs %lu, double inits %lu, stale reads %lu, "
 	       "missing inits %lu, failed processes %lu\n",
 	       (unsigned long)ledger->inits, (unsigned long)ledger->cancels, hangs, doubles,

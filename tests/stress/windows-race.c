@@ -19,14 +19,9 @@
  *                                      wof_fork_detection() says (WOF_FORK_DETECT_NO_FORK on
  *                                      Windows and only there)
  */
-#include <errno.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include <wof.h>
+
+#include "wof-test.h"
 
 #if defined(_WIN32)
 #include <process.h>
@@ -42,11 +37,10 @@
 #define WR_HAVE_PTHREADS 0
 #endif
 
-#define WR_SKIP 77
 #define MAX_THREADS 64
 #define MAX_ROUNDS 1000
 #define LAZIES 8       /* lazy statics and lazy secrets: one per round, for the first rounds */
-#define DEADLINE_S 60.0 /* for every thread of a round to return: Wine on a loaded machine */
+#define DEADLINE_S (6 * TH_DEADLINE_S) /* for every thread of a round: Wine, a loaded machine */
 
 static int failures; /* atomic: relaxed, a count read once the threads are done or hung */
 
@@ -79,16 +73,6 @@ static unsigned __stdcall wr_trampoline(void *arg)
 	return 0;
 }
 
-static double wr_now(void)
-{
-	return (double)GetTickCount64() / 1000.0;
-}
-
-static void wr_sleep_ms(unsigned ms)
-{
-	Sleep(ms);
-}
-
 static void wr_yield(void)
 {
 	SwitchToThread();
@@ -103,21 +87,6 @@ static void *wr_trampoline(void *arg)
 	free(arg);
 	start.fn(start.arg);
 	return NULL;
-}
-
-static double wr_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void wr_sleep_ms(unsigned ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 static void wr_yield(void)
@@ -156,35 +125,10 @@ static void wr_join(wr_thread thread)
 #endif
 }
 
-static int wr_get(const int *flag)
-{
-	/* Acquire: pairs with wr_set's release; the flags hand over the scenario's plain data. */
-	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
-}
-
-static void wr_set(int *flag, int value)
-{
-	__atomic_store_n(flag, value, __ATOMIC_RELEASE); /* Release: pairs with wr_get */
-}
-
 static int wr_add(int *counter)
 {
-	/* Acq_rel: pairs with wr_get, for counters that are also flags (wr_await). */
+	/* Acq_rel: pairs with th_get, for counters that are also flags (th_await). */
 	return __atomic_add_fetch(counter, 1, __ATOMIC_ACQ_REL);
-}
-
-/* Waits until *flag >= value; false at the deadline. Threads that hang are reported, and the
- * process exits without joining them: a hung thread would hang the join too. */
-static bool wr_await(const int *flag, int value, double seconds)
-{
-	double deadline = wr_now() + seconds;
-
-	while (wr_get(flag) < value) {
-		if (wr_now() > deadline)
-			return false;
-		wr_sleep_ms(1);
-	}
-	return true;
 }
 
 static void wr_hung(const char *what, int returned, int expected)
@@ -208,7 +152,7 @@ struct init_record {
 static void init_body(struct init_record *rec, int value)
 {
 	wr_add(&rec->runs);
-	wr_sleep_ms(2); /* the other threads arrive and park */
+	th_nap(2000); /* the other threads arrive and park */
 	rec->value = value;
 	wr_add(&rec->finished);
 }
@@ -314,9 +258,9 @@ static void racer(void *arg)
 
 	for (int round = 0;; round++) {
 		wr_add(&race->arrived);
-		while (wr_get(&race->round) < round + 1 && !wr_get(&race->stop))
+		while (th_get(&race->round) < round + 1 && !th_get(&race->stop))
 			wr_yield();
-		if (wr_get(&race->stop))
+		if (th_get(&race->stop))
 			return;
 		struct round *r = &rounds[round];
 		int rc = wof_once_call(&r->once, once_init, r);
@@ -354,11 +298,11 @@ static void race(int nthreads, int nrounds)
 		wr_start(&threads[i], racer, &race);
 	for (int round = 0; round < nrounds; round++) {
 		/* Every racer is at the start line before the round begins. */
-		if (!wr_await(&race.arrived, nthreads * (round + 1), DEADLINE_S))
-			wr_hung("start line", wr_get(&race.arrived) - nthreads * round, nthreads);
-		wr_set(&race.round, round + 1);
-		if (!wr_await(&race.returned, nthreads * (round + 1), DEADLINE_S))
-			wr_hung("race", wr_get(&race.returned) - nthreads * round, nthreads);
+		if (!th_await(&race.arrived, nthreads * (round + 1), DEADLINE_S))
+			wr_hung("start line", th_get(&race.arrived) - nthreads * round, nthreads);
+		th_set(&race.round, round + 1);
+		if (!th_await(&race.returned, nthreads * (round + 1), DEADLINE_S))
+			wr_hung("race", th_get(&race.returned) - nthreads * round, nthreads);
 		struct round *r = &rounds[round];
 		WR_CHECK(r->once_rec.runs == 1, "round %d: once init ran %d times", round,
 		         r->once_rec.runs);
@@ -374,9 +318,9 @@ static void race(int nthreads, int nrounds)
 		}
 	}
 	/* The racers are at the start line of a round that never comes. */
-	if (!wr_await(&race.arrived, nthreads * (nrounds + 1), DEADLINE_S))
-		wr_hung("last start line", wr_get(&race.arrived) - nthreads * nrounds, nthreads);
-	wr_set(&race.stop, 1);
+	if (!th_await(&race.arrived, nthreads * (nrounds + 1), DEADLINE_S))
+		wr_hung("last start line", th_get(&race.arrived) - nthreads * nrounds, nthreads);
+	th_set(&race.stop, 1);
 	for (int i = 0; i < nthreads; i++)
 		wr_join(threads[i]);
 }
@@ -416,8 +360,8 @@ static void *pthread_runner(void *arg)
 
 static void end_thread(struct handover *h)
 {
-	wr_set(&h->entered, 1);
-	wr_sleep_ms(20); /* callers arrive and park */
+	th_set(&h->entered, 1);
+	th_nap(20000); /* callers arrive and park */
 	if (h->ending == END_ENDTHREADEX)
 		_endthreadex(3);
 #if WR_HAVE_PTHREADS
@@ -538,7 +482,7 @@ static void exit_inside_init(int nthreads, int nrounds)
 		const char *name = ending_names[h->ending];
 
 		wr_start(&runner, ending_runner, h);
-		if (!wr_await(&h->entered, 1, DEADLINE_S))
+		if (!th_await(&h->entered, 1, DEADLINE_S))
 			wr_hung(name, 0, 1);
 		for (int i = 0; i < nthreads; i++) {
 			callers[i] = (struct caller){ h, i };
@@ -546,8 +490,8 @@ static void exit_inside_init(int nthreads, int nrounds)
 		}
 		wr_join(runner); /* it ends inside init (or, for pthread_exit, waits for the one that
 		                  * does) */
-		if (!wr_await(&h->returned, nthreads, DEADLINE_S))
-			wr_hung(name, wr_get(&h->returned), nthreads);
+		if (!th_await(&h->returned, nthreads, DEADLINE_S))
+			wr_hung(name, th_get(&h->returned), nthreads);
 		for (int i = 0; i < nthreads; i++)
 			wr_join(threads[i]);
 		/* A nested ending abandons two onces: with callers of both, two inits run. */
@@ -655,7 +599,7 @@ int main(int argc, char **argv)
 		exit_inside_init(count_arg(argv[2], MAX_THREADS), count_arg(argv[3], 1000));
 #else
 		printf("windows-race exit: ExitThread is Windows' only: skipped\n");
-		return WR_SKIP;
+		return TH_SKIP;
 #endif
 	} else {
 		fprintf(stderr, "usage: %s race|exit THREADS ROUNDS | %s semantics\n", argv[0],

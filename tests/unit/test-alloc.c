@@ -10,7 +10,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 /* ---- counting ------------------------------------------------------------------------------ */
 
@@ -301,7 +301,7 @@ struct race {
 static void *slow_value(void *arg)
 {
 	(void)arg;
-	vh_sleep_ms(5);
+	th_nap(5000);
 	return make_value(NULL);
 }
 
@@ -359,15 +359,15 @@ static int child_reinitialises(void *arg)
 	ok &= wof_lazy_cell_force(&lazy_cell) != NULL;
 	ok &= use_fast_paths(100);
 	unsigned long n = count_stop();
-	VH_CHECK(ok);
-	VH_CHECK(wipes == wipes_before + 7);
-	VH_CHECK(n == 0);
+	TH_CHILD_CHECK(ok);
+	TH_CHILD_CHECK(wipes == wipes_before + 7);
+	TH_CHILD_CHECK(n == 0);
 	return 0;
 }
 
-VH_FORK_TEST(alloc, child_wipe_and_reinit_allocate_nothing, .timeout = 30)
+TH_FORK_TEST(alloc, child_wipe_and_reinit_allocate_nothing, .timeout = 30)
 {
 	cr_assert(use_everything());
 	cr_assert_eq(wipes, 0);
-	VH_ASSERT_CHILD(how, child_reinitialises, NULL);
+	TH_ASSERT_CHILD(how, child_reinitialises, NULL);
 }

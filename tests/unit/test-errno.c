@@ -7,9 +7,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "helpers.h"
+#include "wof-test.h"
 
-#define CALLER_ERRNO 4242 /* not a value any initialiser here sets */
 
 static void noisy_call(void *arg)
 {
@@ -81,29 +80,29 @@ Test(errno_rule, success_leaves_the_callers_errno)
 	wof_lazy_cell_t lazy_cell = WOF_LAZY_CELL_INIT(noisy_init, NULL);
 	void *out = NULL;
 
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_call: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_call: errno %d", errno);
 	cr_assert_eq(wof_once_try_call(&try_once, noisy_try, NULL), 0);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_try_call: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_try_call: errno %d", errno);
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, noisy_init, NULL), &value);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_lock_get_or_init: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_lock_get_or_init: errno %d", errno);
 	cr_assert_eq(wof_once_lock_get_or_try_init(&try_lock, noisy_try_init, NULL, &out), 0);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_lock_get_or_try_init: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_lock_get_or_try_init: errno %d", errno);
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_lazy_lock_force: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_lazy_lock_force: errno %d", errno);
 	cr_assert_eq(*noisy_static(), 1);
-	cr_assert_eq(errno, CALLER_ERRNO, "WOF_LAZY_STATIC: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "WOF_LAZY_STATIC: errno %d", errno);
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, noisy_init, NULL), &value);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_cell_get_or_init: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_cell_get_or_init: errno %d", errno);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&try_cell, noisy_try_init, NULL, &out), 0);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_once_cell_get_or_try_init: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_cell_get_or_try_init: errno %d", errno);
 	cr_assert_eq(wof_lazy_cell_force(&lazy_cell), &value);
-	cr_assert_eq(errno, CALLER_ERRNO, "wof_lazy_cell_force: errno %d", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_lazy_cell_force: errno %d", errno);
 	/* Completed: the fast paths touch nothing. */
 	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
-	cr_assert_eq(errno, CALLER_ERRNO);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(errno_rule, failure_leaves_the_initialisers_errno)
@@ -112,16 +111,16 @@ Test(errno_rule, failure_leaves_the_initialisers_errno)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_try_call(&once, failing_try, NULL), EIO);
 	cr_assert_eq(errno, ENOENT);
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get_or_init(&lock, failing_init, NULL));
 	cr_assert_eq(errno, ENOENT);
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(failing_static());
 	cr_assert_eq(errno, ENOENT);
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get_or_init(&cell, failing_init, NULL));
 	cr_assert_eq(errno, ENOENT);
 }
@@ -138,10 +137,10 @@ static wof_once_lock_t wiped = WOF_ONCE_LOCK_INIT_ON_WIPE(noisy_wipe);
 static int child_errno(void *arg)
 {
 	(void)arg;
-	errno = CALLER_ERRNO;
+	errno = TH_ERRNO_SENTINEL;
 	if (wof_once_lock_get_or_init(&wiped, noisy_init, NULL) != &value)
 		return 1;
-	return errno == CALLER_ERRNO ? 0 : 2;
+	return errno == TH_ERRNO_SENTINEL ? 0 : 2;
 }
 
 Test(errno_rule, child_first_use_leaves_the_callers_errno, .timeout = 30)

@@ -5,7 +5,7 @@
  * _Fork(), syscall(SYS_fork) or clone() without CLONE_VM -- at any depth -- never has a value
  * an ancestor had; and that wof_fork_detection() says truthfully which children are noticed.
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <criterion/criterion.h>
 
@@ -90,13 +90,13 @@ Test(generation, same_in_all_threads_racing_on_first_use)
 static int first_use_keeps_errno(void *arg)
 {
 	(void)arg;
-	errno = 12345;
+	errno = TH_ERRNO_SENTINEL;
 	if (wof_generation() == 0)
 		return 1;
-	if (errno != 12345)
+	if (errno != TH_ERRNO_SENTINEL)
 		return 2;
 	(void)wof_fork_detection();
-	return errno == 12345 ? 0 : 3;
+	return errno == TH_ERRNO_SENTINEL ? 0 : 3;
 }
 
 Test(generation, errno_kept_on_first_use)

@@ -9,12 +9,12 @@
  * one, in a child), never runs init or on_wipe, and is the accessor's pointer afterwards; a
  * call from inside the global's own init, from either file, is NULL with errno EDEADLK; and
  * wof_sweep() in a child runs the global's on_wipe once, ahead of its first use.
- * Children report through vh_in_child(); every assertion runs in the parent.
+ * Children report through th_in_child(); every assertion runs in the parent.
  */
 #include <criterion/criterion.h>
 
 #include "test-lazy-global.h"
-#include "values-helpers.h"
+#include "wof-test.h"
 
 /* ---- the pool, defined in this file ------------------------------------------------------- */
 
@@ -67,10 +67,10 @@ Test(lazy_global, one_object_and_one_init_whichever_file_calls)
 	cr_assert_null(other_logger_peek());
 	cr_assert_eq(other_logger_inits(), 0, "a peek runs no init");
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	struct logger *from_other = other_logger();
 	cr_assert_not_null(from_other);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(the_logger(), from_other, "one object for both files");
 	cr_assert_eq(other_logger(), from_other);
 	cr_assert_eq(other_logger_inits(), 1);
@@ -152,7 +152,7 @@ Test(lazy_global, peek_is_null_until_made_and_runs_nothing, .timeout = 30)
 		cr_assert_null(WOF_LAZY_PEEK(the_pool));
 	cr_assert_eq(pool_inits, 0, "a peek runs no init");
 	pool_fail = true;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(the_pool());
 	cr_assert_eq(errno, EIO, "errno is what init left");
 	cr_assert_null(WOF_LAZY_PEEK(the_pool), "a failed init made nothing");
@@ -168,7 +168,7 @@ Test(lazy_global, peek_is_null_until_made_and_runs_nothing, .timeout = 30)
 	other_logger_slow_init(true);
 	cr_assert_eq(pthread_create(&maker, NULL, make_logger, NULL), 0);
 	while (other_logger_inits() == 0)
-		vh_sleep_ms(1);
+		th_nap(1000);
 	cr_assert_null(WOF_LAZY_PEEK(the_logger), "NULL while the init runs");
 	cr_assert_null(other_logger_peek());
 	pthread_join(maker, &made);
@@ -207,41 +207,41 @@ static int child_makes_its_own_logger(void *arg)
 	(void)arg;
 	unsigned inits = other_logger_inits(), wipes = other_logger_wipes();
 
-	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
-	VH_CHECK(other_logger_peek() == NULL);
-	VH_CHECK(other_logger_wipes() == wipes); /* a peek runs no on_wipe */
-	errno = VH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	TH_CHILD_CHECK(other_logger_peek() == NULL);
+	TH_CHILD_CHECK(other_logger_wipes() == wipes); /* a peek runs no on_wipe */
+	errno = TH_ERRNO_SENTINEL;
 	struct logger *l = other_logger();
-	VH_CHECK(l == parent_logger); /* the same static storage */
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(other_logger_wipes() == wipes + 1);
-	VH_CHECK(other_logger_wiped_parents());
-	VH_CHECK(other_logger_inits() == inits + 1);
-	VH_CHECK(l->owner == getpid());
-	VH_CHECK(the_logger() == l && other_logger() == l);
-	VH_CHECK(WOF_LAZY_PEEK(the_logger) == l && other_logger_peek() == l);
-	VH_CHECK(other_logger_wipes() == wipes + 1); /* once per child */
-	VH_CHECK(other_logger_inits() == inits + 1);
+	TH_CHILD_CHECK(l == parent_logger); /* the same static storage */
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(other_logger_wipes() == wipes + 1);
+	TH_CHILD_CHECK(other_logger_wiped_parents());
+	TH_CHILD_CHECK(other_logger_inits() == inits + 1);
+	TH_CHILD_CHECK(l->owner == getpid());
+	TH_CHILD_CHECK(the_logger() == l && other_logger() == l);
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(the_logger) == l && other_logger_peek() == l);
+	TH_CHILD_CHECK(other_logger_wipes() == wipes + 1); /* once per child */
+	TH_CHILD_CHECK(other_logger_inits() == inits + 1);
 	return 0;
 }
 
 static int child_and_grandchild(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 
-	VH_CHECK(child_makes_its_own_logger(NULL) == 0);
-	VH_CHECK(vh_in_child(how, child_makes_its_own_logger, NULL) == 0);
-	VH_CHECK(the_logger()->owner == getpid());
+	TH_CHILD_CHECK(child_makes_its_own_logger(NULL) == 0);
+	TH_CHILD_CHECK(th_in_child(how, child_makes_its_own_logger, NULL) == 0);
+	TH_CHILD_CHECK(the_logger()->owner == getpid());
 	return 0;
 }
 
-VH_FORK_TEST(lazy_global, child_makes_its_own_value_after_one_on_wipe, .timeout = 30)
+TH_FORK_TEST(lazy_global, child_makes_its_own_value_after_one_on_wipe, .timeout = 30)
 {
 	parent_logger = the_logger();
 	cr_assert_not_null(parent_logger);
 	unsigned serial = parent_logger->serial;
-	VH_ASSERT_CHILD(how, child_makes_its_own_logger, NULL);
-	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	TH_ASSERT_CHILD(how, child_makes_its_own_logger, NULL);
+	TH_ASSERT_CHILD(how, child_and_grandchild, &how);
 	cr_assert_eq(the_logger(), parent_logger);
 	cr_assert_eq(parent_logger->owner, getpid(), "the parent keeps its value");
 	cr_assert_eq(parent_logger->serial, serial);
@@ -254,17 +254,17 @@ VH_FORK_TEST(lazy_global, child_makes_its_own_value_after_one_on_wipe, .timeout 
 static int child_of_untouched(void *arg)
 {
 	(void)arg;
-	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
 	struct logger *l = the_logger();
-	VH_CHECK(l != NULL && l->owner == getpid());
-	VH_CHECK(other_logger_inits() == 1);
-	VH_CHECK(other_logger_wipes() == 0);
+	TH_CHILD_CHECK(l != NULL && l->owner == getpid());
+	TH_CHILD_CHECK(other_logger_inits() == 1);
+	TH_CHILD_CHECK(other_logger_wipes() == 0);
 	return 0;
 }
 
-VH_FORK_TEST(lazy_global, no_on_wipe_when_the_parent_made_nothing, .timeout = 30)
+TH_FORK_TEST(lazy_global, no_on_wipe_when_the_parent_made_nothing, .timeout = 30)
 {
-	VH_ASSERT_CHILD(how, child_of_untouched, NULL);
+	TH_ASSERT_CHILD(how, child_of_untouched, NULL);
 	cr_assert_null(WOF_LAZY_PEEK(the_logger));
 	cr_assert_eq(other_logger_inits(), 0);
 }
@@ -275,21 +275,21 @@ static int child_remakes_pool(void *arg)
 	(void)arg;
 	unsigned inits = pool_inits;
 
-	VH_CHECK(WOF_LAZY_PEEK(the_pool) == NULL);
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(the_pool) == NULL);
 	struct pool *p = other_pool();
-	VH_CHECK(p == parent_pool);
-	VH_CHECK(pool_inits == inits + 1);
-	VH_CHECK(pool_dirty == 0);
-	VH_CHECK(p->owner == getpid());
-	VH_CHECK(the_pool() == p && WOF_LAZY_PEEK(the_pool) == p);
+	TH_CHILD_CHECK(p == parent_pool);
+	TH_CHILD_CHECK(pool_inits == inits + 1);
+	TH_CHILD_CHECK(pool_dirty == 0);
+	TH_CHILD_CHECK(p->owner == getpid());
+	TH_CHILD_CHECK(the_pool() == p && WOF_LAZY_PEEK(the_pool) == p);
 	return 0;
 }
 
-VH_FORK_TEST(lazy_global, child_remakes_a_global_without_on_wipe_in_a_zeroed_slot, .timeout = 30)
+TH_FORK_TEST(lazy_global, child_remakes_a_global_without_on_wipe_in_a_zeroed_slot, .timeout = 30)
 {
 	parent_pool = the_pool();
 	cr_assert_not_null(parent_pool);
-	VH_ASSERT_CHILD(how, child_remakes_pool, NULL);
+	TH_ASSERT_CHILD(how, child_remakes_pool, NULL);
 	cr_assert_eq(parent_pool->owner, getpid());
 	cr_assert(all_bytes(parent_pool->bytes, sizeof parent_pool->bytes, 0x5A));
 	cr_assert_eq(pool_inits, 1);
@@ -301,25 +301,25 @@ static int child_sweeps(void *arg)
 	(void)arg;
 	unsigned inits = other_logger_inits(), wipes = other_logger_wipes();
 
-	VH_CHECK(wof_sweep() == 1); /* the logger: the only object with on_wipe that held a value */
-	VH_CHECK(other_logger_wipes() == wipes + 1);
-	VH_CHECK(other_logger_wiped_parents());
-	VH_CHECK(other_logger_inits() == inits); /* nothing initialised */
-	VH_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
-	VH_CHECK(wof_sweep() == 0);
+	TH_CHILD_CHECK(wof_sweep() == 1); /* the logger: the only object with on_wipe that held a value */
+	TH_CHILD_CHECK(other_logger_wipes() == wipes + 1);
+	TH_CHILD_CHECK(other_logger_wiped_parents());
+	TH_CHILD_CHECK(other_logger_inits() == inits); /* nothing initialised */
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(the_logger) == NULL);
+	TH_CHILD_CHECK(wof_sweep() == 0);
 	struct logger *l = other_logger();
-	VH_CHECK(l == parent_logger && l->owner == getpid());
-	VH_CHECK(other_logger_wipes() == wipes + 1); /* no second on_wipe on first use */
-	VH_CHECK(other_logger_inits() == inits + 1);
+	TH_CHILD_CHECK(l == parent_logger && l->owner == getpid());
+	TH_CHILD_CHECK(other_logger_wipes() == wipes + 1); /* no second on_wipe on first use */
+	TH_CHILD_CHECK(other_logger_inits() == inits + 1);
 	return 0;
 }
 
-VH_FORK_TEST(lazy_global, sweep_wipes_a_lazy_global_once, .timeout = 30)
+TH_FORK_TEST(lazy_global, sweep_wipes_a_lazy_global_once, .timeout = 30)
 {
 	parent_logger = the_logger();
 	cr_assert_not_null(parent_logger);
 	cr_assert_eq(wof_sweep(), 0, "nothing to sweep in the process that made it");
-	VH_ASSERT_CHILD(how, child_sweeps, NULL);
+	TH_ASSERT_CHILD(how, child_sweeps, NULL);
 	cr_assert_eq(other_logger_wipes(), 0);
 	cr_assert_eq(WOF_LAZY_PEEK(the_logger), parent_logger);
 }

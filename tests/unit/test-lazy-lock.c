@@ -9,7 +9,7 @@
 #include <semaphore.h>
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 static int value_a, value_b;
 static unsigned init_calls;
@@ -24,15 +24,15 @@ Test(lazy_lock, get_before_force_is_null_then_force_inits_once)
 {
 	static wof_lazy_lock_t lazy = WOF_LAZY_LOCK_INIT(init_arg, &value_a);
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_get(&lazy));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 0, "get never runs init");
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value_a);
 	cr_assert_eq(wof_lazy_lock_get(&lazy), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 1);
 }
 
@@ -66,7 +66,7 @@ static void *race_init(void *arg)
 	struct race *race = arg;
 
 	__atomic_fetch_add(&race->inits, 1, __ATOMIC_RELAXED);
-	vh_sleep_ms(1);
+	th_nap(1000);
 	race->made = 77;
 	return &race->value;
 }
@@ -128,17 +128,17 @@ Test(lazy_lock, init_returning_null_is_retried_by_the_next_force)
 	static wof_lazy_lock_t lazy = WOF_LAZY_LOCK_INIT(flaky_init, &value_b);
 
 	flaky_failures_left = 2;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_force(&lazy));
 	cr_assert_eq(errno, EIO, "errno is what init left");
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_get(&lazy), "nothing stored");
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_lazy_lock_force(&lazy));
 	cr_assert_eq(errno, EIO);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value_b);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_lazy_lock_get(&lazy), &value_b);
 	cr_assert_eq(wof_lazy_lock_force(&lazy), &value_b);
 	cr_assert_eq(init_calls, 3);
@@ -150,26 +150,26 @@ Test(lazy_lock, all_zero_lazy_lock_has_no_init_einval)
 	static wof_lazy_lock_t zero_static;
 
 	cr_assert_not_null(lazy);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_get(lazy));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_lazy_lock_force(lazy));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_force(&zero_static));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_get(&zero_static));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	free(lazy);
 }
 
 Test(lazy_lock, null_lazy_lock_is_einval)
 {
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_force(NULL));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_lock_get(NULL));
 	cr_assert_eq(errno, EINVAL);
 }
@@ -183,10 +183,10 @@ static int reentry_get_errno;
 static void *reentrant_init(void *arg)
 {
 	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	reentry_force = wof_lazy_lock_force(&reentrant);
 	reentry_force_errno = errno;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	reentry_get = wof_lazy_lock_get(&reentrant);
 	reentry_get_errno = errno;
 	return arg;
@@ -200,7 +200,7 @@ Test(lazy_lock, reentry_is_edeadlk, .timeout = 10)
 	cr_assert_null(reentry_force);
 	cr_assert_eq(reentry_force_errno, EDEADLK);
 	cr_assert_null(reentry_get, "get from inside init: NULL, no hang");
-	cr_assert_eq(reentry_get_errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(reentry_get_errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_lazy_lock_get(&reentrant), &value_a);
 }
@@ -214,7 +214,7 @@ static void *cancel_init(void *arg)
 	if (__atomic_fetch_add(&cancel_inits, 1, __ATOMIC_RELAXED) == 0) {
 		sem_post(&in_init);
 		for (;;)
-			vh_nap(); /* a cancellation point */
+			th_cancel_nap(); /* a cancellation point */
 	}
 	return arg;
 }
@@ -236,7 +236,7 @@ Test(lazy_lock, cancelled_init_stores_nothing_waiter_runs_init, .timeout = 20)
 	cr_assert_eq(pthread_create(&victim, NULL, force_thread, NULL), 0);
 	sem_wait(&in_init);
 	cr_assert_eq(pthread_create(&waiter, NULL, force_thread, NULL), 0);
-	vh_sleep_ms(30);
+	th_nap(30000);
 	cr_assert_null(wof_lazy_lock_get(&cancellable));
 	cr_assert_eq(pthread_cancel(victim), 0);
 	pthread_join(victim, &ret);
@@ -269,28 +269,28 @@ static int child_reinitialises(void *arg)
 	unsigned before = init_calls;
 
 	if (get_first) {
-		errno = VH_ERRNO_SENTINEL;
-		VH_CHECK(wof_lazy_lock_get(&per_process) == NULL);
-		VH_CHECK(errno == VH_ERRNO_SENTINEL);
-		VH_CHECK(init_calls == before);
+		errno = TH_ERRNO_SENTINEL;
+		TH_CHILD_CHECK(wof_lazy_lock_get(&per_process) == NULL);
+		TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+		TH_CHILD_CHECK(init_calls == before);
 	}
 	int *v = wof_lazy_lock_force(&per_process);
-	VH_CHECK(v == &child_value);
-	VH_CHECK(*v == (int)getpid());
-	VH_CHECK(init_calls == before + 1);
-	VH_CHECK(wof_lazy_lock_force(&per_process) == v);
-	VH_CHECK(wof_lazy_lock_get(&per_process) == v);
-	VH_CHECK(init_calls == before + 1);
+	TH_CHILD_CHECK(v == &child_value);
+	TH_CHILD_CHECK(*v == (int)getpid());
+	TH_CHILD_CHECK(init_calls == before + 1);
+	TH_CHILD_CHECK(wof_lazy_lock_force(&per_process) == v);
+	TH_CHILD_CHECK(wof_lazy_lock_get(&per_process) == v);
+	TH_CHILD_CHECK(init_calls == before + 1);
 	return 0;
 }
 
-VH_FORK_TEST(lazy_lock, fork_child_runs_init_again, .timeout = 30)
+TH_FORK_TEST(lazy_lock, fork_child_runs_init_again, .timeout = 30)
 {
 	int *v = wof_lazy_lock_force(&per_process);
 
 	cr_assert_eq(*v, (int)getpid());
-	VH_ASSERT_CHILD(how, child_reinitialises, NULL);
-	VH_ASSERT_CHILD(how, child_reinitialises, &how);
+	TH_ASSERT_CHILD(how, child_reinitialises, NULL);
+	TH_ASSERT_CHILD(how, child_reinitialises, &how);
 	cr_assert_eq(wof_lazy_lock_get(&per_process), &child_value);
 	cr_assert_eq(child_value, (int)getpid(), "the parent keeps its value");
 	cr_assert_eq(init_calls, 1);
@@ -298,17 +298,17 @@ VH_FORK_TEST(lazy_lock, fork_child_runs_init_again, .timeout = 30)
 
 static int child_forks_grandchild(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 
-	VH_CHECK(child_reinitialises(NULL) == 0);
-	VH_CHECK(vh_in_child(how, child_reinitialises, &how) == 0);
-	VH_CHECK(child_value == (int)getpid());
+	TH_CHILD_CHECK(child_reinitialises(NULL) == 0);
+	TH_CHILD_CHECK(th_in_child(how, child_reinitialises, &how) == 0);
+	TH_CHILD_CHECK(child_value == (int)getpid());
 	return 0;
 }
 
-VH_FORK_TEST(lazy_lock, fork_grandchild_runs_init_again, .timeout = 30)
+TH_FORK_TEST(lazy_lock, fork_grandchild_runs_init_again, .timeout = 30)
 {
 	cr_assert_not_null(wof_lazy_lock_force(&per_process));
-	VH_ASSERT_CHILD(how, child_forks_grandchild, &how);
+	TH_ASSERT_CHILD(how, child_forks_grandchild, &how);
 	cr_assert_eq(child_value, (int)getpid());
 }

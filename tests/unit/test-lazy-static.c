@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <semaphore.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 struct big {
 	unsigned char bytes[4096];
@@ -43,17 +43,17 @@ WOF_LAZY_STATIC(struct big, big, big_init);
 
 Test(lazy_static, init_gets_a_zero_filled_4k_slot_and_the_pointer_is_stable)
 {
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	struct big *p = big();
 
 	cr_assert_not_null(p);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(big_inits, 1);
 	cr_assert_eq(big_dirty_inits, 0, "init must receive a zero-filled slot");
 	cr_assert(all_bytes(p, sizeof *p, 0xB1), "the pointer is the slot init filled");
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(big(), p);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(big_inits, 1);
 }
 
@@ -118,7 +118,7 @@ Test(lazy_static, several_statics_in_one_file_are_independent)
 		__atomic_fetch_add(&race##n##_inits, 1, __ATOMIC_RELAXED);                        \
 		if (!all_bytes(slot, sizeof *slot, 0))                                            \
 			race##n##_dirty++;                                                        \
-		vh_sleep_ms(2);                                                                   \
+		th_nap(2000);                                                                   \
 		memset(slot, n, sizeof *slot);                                                    \
 		return 0;                                                                         \
 	}                                                                                         \
@@ -211,16 +211,16 @@ WOF_LAZY_STATIC(struct big, flaky, flaky_init);
 Test(lazy_static, failed_init_is_null_and_retried_with_a_zeroed_slot)
 {
 	flaky_failures_left = 2;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(flaky());
 	cr_assert_eq(errno, EIO, "errno is what init left");
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(flaky());
 	cr_assert_eq(errno, EIO);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	struct big *p = flaky();
 	cr_assert_not_null(p);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(flaky_inits, 3);
 	cr_assert_eq(flaky_dirty_inits, 0, "every retry gets a zero-filled slot");
 	cr_assert(all_bytes(p, sizeof *p, 0x11));
@@ -241,7 +241,7 @@ static int slow_fail_init(struct big *slot)
 	if (n == 0) {
 		memset(slot, 0xEE, sizeof *slot);
 		sem_post(&slow_fail_started);
-		vh_sleep_ms(50); /* the waiters park meanwhile */
+		th_nap(50000); /* the waiters park meanwhile */
 		errno = EAGAIN;
 		return -1;
 	}
@@ -294,7 +294,7 @@ static int cancel_init(struct big *slot)
 		memset(slot, 0xCC, sizeof *slot);
 		sem_post(&cancel_started);
 		for (;;)
-			vh_nap(); /* a cancellation point */
+			th_cancel_nap(); /* a cancellation point */
 	}
 	memset(slot, 0x33, sizeof *slot);
 	return 0;
@@ -317,7 +317,7 @@ Test(lazy_static, cancelled_init_stores_nothing_waiter_gets_a_zeroed_slot, .time
 	cr_assert_eq(pthread_create(&victim, NULL, cancellable_thread, NULL), 0);
 	sem_wait(&cancel_started);
 	cr_assert_eq(pthread_create(&waiter, NULL, cancellable_thread, NULL), 0);
-	vh_sleep_ms(30);
+	th_nap(30000);
 	cr_assert_eq(pthread_cancel(victim), 0);
 	pthread_join(victim, &ret);
 	cr_assert_eq(ret, PTHREAD_CANCELED);
@@ -340,7 +340,7 @@ WOF_LAZY_STATIC(int, reentrant, reentrant_init);
 
 static int reentrant_init(int *slot)
 {
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	reentry_got = reentrant();
 	reentry_errno = errno;
 	reentry_other = small(); /* another static is fine */
@@ -384,35 +384,35 @@ static int child_reinitialises(void *arg)
 	(void)arg;
 	unsigned before = fork_inits;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	struct big *p = per_process();
-	VH_CHECK(p == parent_slot); /* the same static storage */
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(fork_inits == before + 1);
-	VH_CHECK(fork_dirty == 0); /* the parent's bytes were zeroed before init */
-	VH_CHECK(all_bytes(p, sizeof *p, (unsigned char)(getpid() | 1)));
-	VH_CHECK(per_process() == p);
-	VH_CHECK(fork_inits == before + 1);
+	TH_CHILD_CHECK(p == parent_slot); /* the same static storage */
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(fork_inits == before + 1);
+	TH_CHILD_CHECK(fork_dirty == 0); /* the parent's bytes were zeroed before init */
+	TH_CHILD_CHECK(all_bytes(p, sizeof *p, (unsigned char)(getpid() | 1)));
+	TH_CHILD_CHECK(per_process() == p);
+	TH_CHILD_CHECK(fork_inits == before + 1);
 	return 0;
 }
 
 static int child_and_grandchild(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 
-	VH_CHECK(child_reinitialises(NULL) == 0);
-	VH_CHECK(vh_in_child(how, child_reinitialises, NULL) == 0);
-	VH_CHECK(all_bytes(per_process(), sizeof(struct big), (unsigned char)(getpid() | 1)));
+	TH_CHILD_CHECK(child_reinitialises(NULL) == 0);
+	TH_CHILD_CHECK(th_in_child(how, child_reinitialises, NULL) == 0);
+	TH_CHILD_CHECK(all_bytes(per_process(), sizeof(struct big), (unsigned char)(getpid() | 1)));
 	return 0;
 }
 
-VH_FORK_TEST(lazy_static, fork_child_runs_init_again_in_a_zeroed_slot, .timeout = 30)
+TH_FORK_TEST(lazy_static, fork_child_runs_init_again_in_a_zeroed_slot, .timeout = 30)
 {
 	parent_slot = per_process();
 	cr_assert_not_null(parent_slot);
 	unsigned char mine = (unsigned char)(getpid() | 1);
-	VH_ASSERT_CHILD(how, child_reinitialises, NULL);
-	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	TH_ASSERT_CHILD(how, child_reinitialises, NULL);
+	TH_ASSERT_CHILD(how, child_and_grandchild, &how);
 	cr_assert_eq(per_process(), parent_slot);
 	cr_assert(all_bytes(parent_slot, sizeof *parent_slot, mine), "the parent keeps its bytes");
 	cr_assert_eq(fork_inits, 1);

@@ -13,6 +13,8 @@
 
 #include <wof.h>
 
+#include "wof-test.h"
+
 static void nop(void *arg)
 {
 	(void)arg;
@@ -43,7 +45,7 @@ Test(misuse, int_functions_reject_null_with_einval)
 	int x = 1;
 	void *out = &x;
 
-	errno = 4242;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_call(NULL, nop, NULL), EINVAL);
 	cr_assert_eq(wof_once_call(&once, NULL, NULL), EINVAL);
 	cr_assert_eq(wof_once_try_call(NULL, ok, NULL), EINVAL);
@@ -62,7 +64,7 @@ Test(misuse, int_functions_reject_null_with_einval)
 	cr_assert_eq(wof_once_cell_get_or_try_init(NULL, try_make, &x, &out), EINVAL);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, NULL, &x, &out), EINVAL);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_make, &x, NULL), EINVAL);
-	cr_assert_eq(errno, 4242, "an int function changed errno");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "an int function changed errno");
 	/* Nothing was stored or completed by any of the refused calls. */
 	cr_assert_not(wof_once_is_completed(&once));
 	cr_assert_null(wof_once_lock_get(&lock));

@@ -11,7 +11,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 static int value_a, value_b, value_c;
 static unsigned init_calls;
@@ -43,21 +43,21 @@ Test(once_cell, get_on_empty_is_null_errno_unchanged)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get(&cell));
 	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_cell, set_then_get)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
 	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_must_not_run, NULL), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_cell, set_twice_is_eexist_value_unchanged)
@@ -65,10 +65,10 @@ Test(once_cell, set_twice_is_eexist_value_unchanged)
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
 	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_set(&cell, &value_b), EEXIST);
 	cr_assert_eq(wof_once_cell_set(&cell, &value_a), EEXIST);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
 }
 
@@ -76,10 +76,10 @@ Test(once_cell, set_null_is_einval)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
 	cr_assert_eq(wof_once_cell_set(NULL, &value_a), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_cell_get(&cell));
 	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
 	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
@@ -91,7 +91,7 @@ Test(once_cell, try_insert_reports_the_current_value)
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 	void *current = &value_c;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_a, &current), 0);
 	cr_assert_eq(current, &value_a);
 	current = &value_c;
@@ -100,7 +100,7 @@ Test(once_cell, try_insert_reports_the_current_value)
 	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_b, NULL), EEXIST);
 	cr_assert_eq(wof_once_cell_try_insert(&cell, NULL, &current), EINVAL);
 	cr_assert_eq(wof_once_cell_try_insert(NULL, &value_b, &current), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
 }
 
@@ -108,19 +108,19 @@ Test(once_cell, take_returns_the_value_and_empties)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_take(&cell));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
 	cr_assert_eq(wof_once_cell_take(&cell), &value_a);
 	cr_assert_null(wof_once_cell_get(&cell));
 	cr_assert_null(wof_once_cell_take(&cell));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_cell_set(&cell, &value_b), 0);
 	cr_assert_eq(wof_once_cell_take(&cell), &value_b);
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_c);
 	cr_assert_eq(init_calls, 1);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_cell_take(NULL));
 	cr_assert_eq(errno, EINVAL);
 }
@@ -131,27 +131,27 @@ Test(once_cell, get_or_init_runs_init_once_with_its_arg)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_b), &value_b);
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_b);
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_once_cell_get(&cell), &value_b);
 	cr_assert_eq(wof_once_cell_set(&cell, &value_c), EEXIST);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_cell, init_returning_null_stores_nothing_and_is_retried)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get_or_init(&cell, init_fails_enomem, NULL));
 	cr_assert_eq(errno, ENOMEM, "errno is what init left");
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_a), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 2);
 	/* A failed init does not block set either. */
 	wof_once_cell_t cell2 = WOF_ONCE_CELL_INIT;
@@ -163,13 +163,13 @@ Test(once_cell, einval_for_null_cell_or_init)
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get_or_init(NULL, init_arg, &value_a));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get_or_init(&cell, NULL, NULL));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get(NULL));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(init_calls, 0);
@@ -205,7 +205,7 @@ Test(once_cell, get_or_try_init_errors_success_and_null_out)
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 	void *out = NULL;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_fails, NULL, &out), 1234);
 	cr_assert_null(wof_once_cell_get(&cell), "an error stores nothing");
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok_but_null, NULL, &out), EINVAL);
@@ -219,7 +219,7 @@ Test(once_cell, get_or_try_init_errors_success_and_null_out)
 	cr_assert_eq(wof_once_cell_get_or_try_init(NULL, try_ok, &value_b, &out), EINVAL);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, NULL, &value_b, &out), EINVAL);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_b, NULL), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL, "int-returning: errno left alone");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "int-returning: errno left alone");
 	cr_assert_eq(try_calls, 3);
 }
 
@@ -242,13 +242,13 @@ static void reenter_all(struct reentry *r)
 	void *out = NULL;
 
 	r->ran = true;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	r->r_get_or_init = wof_once_cell_get_or_init(&r->cell, init_arg, &value_c);
 	r->e_get_or_init = errno;
 	r->r_set = wof_once_cell_set(&r->cell, &value_c);
 	r->r_try_insert = wof_once_cell_try_insert(&r->cell, &value_c, NULL);
 	r->r_try_init = wof_once_cell_get_or_try_init(&r->cell, try_ok, &value_c, &out);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	r->r_get = wof_once_cell_get(&r->cell);
 	r->e_get = errno;
 }
@@ -275,7 +275,7 @@ static void check_reentry(struct reentry *r)
 	cr_assert_eq(r->r_try_insert, EDEADLK);
 	cr_assert_eq(r->r_try_init, EDEADLK);
 	cr_assert_null(r->r_get);
-	cr_assert_eq(r->e_get, VH_ERRNO_SENTINEL);
+	cr_assert_eq(r->e_get, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 0, "no init ran inside");
 	cr_assert_eq(try_calls, 0);
 	cr_assert_eq(wof_once_cell_get(&r->cell), &value_b, "the outer init's value is stored");
@@ -305,7 +305,7 @@ Test(once_cell, all_zero_cell_is_empty_and_usable)
 	static wof_once_cell_t zero_static;
 
 	cr_assert_not_null(cell);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get(cell));
 	cr_assert_null(wof_once_cell_take(cell));
 	cr_assert_eq(wof_once_cell_get_or_init(cell, init_arg, &value_a), &value_a);
@@ -314,7 +314,7 @@ Test(once_cell, all_zero_cell_is_empty_and_usable)
 	cr_assert_null(wof_once_cell_get(&zero_static));
 	cr_assert_eq(wof_once_cell_set(&zero_static, &value_c), 0);
 	cr_assert_eq(wof_once_cell_get(&zero_static), &value_c);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	free(cell);
 }
 
@@ -324,13 +324,13 @@ Test(lazy_cell, get_before_force_is_null_then_force_inits_once)
 {
 	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(init_arg, &value_a);
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_get(&lazy));
 	cr_assert_eq(init_calls, 0, "get never runs init");
 	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
 	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
 	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 1);
 }
 
@@ -352,17 +352,17 @@ Test(lazy_cell, init_returning_null_is_retried_by_the_next_force)
 	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(flaky_init, &value_b);
 
 	flaky_failures_left = 2;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_force(&lazy));
 	cr_assert_eq(errno, EIO);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_get(&lazy));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_lazy_cell_force(&lazy));
 	cr_assert_eq(errno, EIO);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_b);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_b);
 	cr_assert_eq(init_calls, 3);
 }
@@ -372,15 +372,15 @@ Test(lazy_cell, all_zero_or_null_lazy_cell_is_einval)
 	wof_lazy_cell_t *lazy = calloc(1, sizeof *lazy);
 
 	cr_assert_not_null(lazy);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_get(lazy));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_lazy_cell_force(lazy));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_force(NULL));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_get(NULL));
 	cr_assert_eq(errno, EINVAL);
 	free(lazy);
@@ -393,10 +393,10 @@ static int lazy_reentry_force_errno, lazy_reentry_get_errno;
 static void *lazy_reentrant_init(void *arg)
 {
 	init_calls++;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	lazy_reentry_force = wof_lazy_cell_force(&reentrant_lazy);
 	lazy_reentry_force_errno = errno;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	lazy_reentry_get = wof_lazy_cell_get(&reentrant_lazy);
 	lazy_reentry_get_errno = errno;
 	return arg;
@@ -410,7 +410,7 @@ Test(lazy_cell, reentry_is_null_with_edeadlk, .timeout = 10)
 	cr_assert_null(lazy_reentry_force);
 	cr_assert_eq(lazy_reentry_force_errno, EDEADLK);
 	cr_assert_null(lazy_reentry_get);
-	cr_assert_eq(lazy_reentry_get_errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(lazy_reentry_get_errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 1, "no recursion");
 	cr_assert_eq(wof_lazy_cell_get(&reentrant_lazy), &value_a);
 }
@@ -435,7 +435,7 @@ static void *unwind_init(void *arg)
 		/* Cancelled here: say so, then sleep in a cancellation point. */
 		__atomic_store_n(&unwind_started, 1, __ATOMIC_RELEASE);
 		for (;;)
-			vh_nap();
+			th_cancel_nap();
 	}
 	return arg;
 }
@@ -474,10 +474,10 @@ static void unwind_in_thread(enum unwind_call call, bool cancel)
 	unwind_runs = 0;
 	cr_assert_eq(pthread_create(&thread, NULL, unwind_thread, &call), 0);
 	if (cancel) {
-		long deadline = vh_now_ms() + 5000;
+		long deadline = (long)(th_now() * 1000) + 5000;
 		while (!__atomic_load_n(&unwind_started, __ATOMIC_ACQUIRE)) {
-			cr_assert_lt(vh_now_ms(), deadline, "the init never started");
-			vh_sleep_ms(1);
+			cr_assert_lt((long)(th_now() * 1000), deadline, "the init never started");
+			th_nap(1000);
 		}
 		cr_assert_eq(pthread_cancel(thread), 0);
 	}
@@ -491,11 +491,11 @@ static void check_cell_usable_after_unwind(void)
 {
 	void *out = NULL;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_cell_get(&unwind_cell), "nothing was stored");
 	cr_assert_eq(wof_once_cell_get_or_init(&unwind_cell, unwind_init, &value_b), &value_b,
 	             "not EDEADLK: the cell is not left busy");
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(unwind_runs, 2);
 	cr_assert_eq(wof_once_cell_take(&unwind_cell), &value_b);
 	cr_assert_eq(wof_once_cell_set(&unwind_cell, &value_a), 0);
@@ -504,7 +504,7 @@ static void check_cell_usable_after_unwind(void)
 	cr_assert_eq(wof_once_cell_take(&unwind_cell), &value_a);
 	cr_assert_eq(wof_once_cell_get_or_try_init(&unwind_cell, try_ok, &value_c, &out), 0);
 	cr_assert_eq(out, &value_c);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_cell, init_calling_pthread_exit_leaves_the_cell_empty_and_usable, .timeout = 10)
@@ -525,12 +525,12 @@ Test(once_cell, cancelled_init_leaves_the_cell_empty_and_usable, .timeout = 10)
 
 static void check_lazy_usable_after_unwind(void)
 {
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_lazy_cell_get(&unwind_lazy), "nothing was stored");
 	cr_assert_eq(wof_lazy_cell_force(&unwind_lazy), &value_b,
 	             "not EDEADLK: the cell is not left busy");
 	cr_assert_eq(wof_lazy_cell_get(&unwind_lazy), &value_b);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(unwind_runs, 2);
 }
 
@@ -641,24 +641,24 @@ static int child_cells_reinitialise(void *arg)
 	(void)arg;
 	unsigned before = init_calls;
 
-	errno = VH_ERRNO_SENTINEL;
-	VH_CHECK(wof_once_cell_get(&fork_cell) == NULL);
-	VH_CHECK(wof_lazy_cell_get(&fork_lazy) == NULL);
-	VH_CHECK(wof_once_cell_get(&fork_tls_cell) == NULL);
-	VH_CHECK(wof_lazy_cell_get(&fork_tls_lazy) == NULL);
-	VH_CHECK(wof_once_cell_take(&fork_cell) == NULL);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(init_calls == before);
-	VH_CHECK(wof_once_cell_get_or_init(&fork_cell, pid_init, NULL) == &pid_value);
-	VH_CHECK(pid_value == (int)getpid());
-	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
-	VH_CHECK(wof_once_cell_get_or_init(&fork_tls_cell, pid_init, NULL) == &pid_value);
-	VH_CHECK(wof_lazy_cell_force(&fork_tls_lazy) == &pid_value);
-	VH_CHECK(init_calls == before + 4);
-	VH_CHECK(wof_once_cell_set(&fork_cell, &value_a) == EEXIST);
-	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
-	VH_CHECK(init_calls == before + 4);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	errno = TH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(wof_once_cell_get(&fork_cell) == NULL);
+	TH_CHILD_CHECK(wof_lazy_cell_get(&fork_lazy) == NULL);
+	TH_CHILD_CHECK(wof_once_cell_get(&fork_tls_cell) == NULL);
+	TH_CHILD_CHECK(wof_lazy_cell_get(&fork_tls_lazy) == NULL);
+	TH_CHILD_CHECK(wof_once_cell_take(&fork_cell) == NULL);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(init_calls == before);
+	TH_CHILD_CHECK(wof_once_cell_get_or_init(&fork_cell, pid_init, NULL) == &pid_value);
+	TH_CHILD_CHECK(pid_value == (int)getpid());
+	TH_CHILD_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	TH_CHILD_CHECK(wof_once_cell_get_or_init(&fork_tls_cell, pid_init, NULL) == &pid_value);
+	TH_CHILD_CHECK(wof_lazy_cell_force(&fork_tls_lazy) == &pid_value);
+	TH_CHILD_CHECK(init_calls == before + 4);
+	TH_CHILD_CHECK(wof_once_cell_set(&fork_cell, &value_a) == EEXIST);
+	TH_CHILD_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	TH_CHILD_CHECK(init_calls == before + 4);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	return 0;
 }
 
@@ -668,11 +668,11 @@ static int child_cells_first_call_kinds(void *arg)
 	(void)arg;
 	void *out = NULL;
 
-	VH_CHECK(wof_once_cell_set(&fork_cell, &value_b) == 0);
-	VH_CHECK(wof_once_cell_get(&fork_cell) == &value_b);
-	VH_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
-	VH_CHECK(wof_once_cell_try_insert(&fork_tls_cell, &value_c, &out) == 0 && out == &value_c);
-	VH_CHECK(wof_once_cell_get(&fork_tls_cell) == &value_c);
+	TH_CHILD_CHECK(wof_once_cell_set(&fork_cell, &value_b) == 0);
+	TH_CHILD_CHECK(wof_once_cell_get(&fork_cell) == &value_b);
+	TH_CHILD_CHECK(wof_lazy_cell_force(&fork_lazy) == &pid_value);
+	TH_CHILD_CHECK(wof_once_cell_try_insert(&fork_tls_cell, &value_c, &out) == 0 && out == &value_c);
+	TH_CHILD_CHECK(wof_once_cell_get(&fork_tls_cell) == &value_c);
 	return 0;
 }
 
@@ -681,33 +681,33 @@ static int child_cells_try_init_first(void *arg)
 	(void)arg;
 	void *out = NULL;
 
-	VH_CHECK(wof_once_cell_get_or_try_init(&fork_cell, try_ok, &value_c, &out) == 0);
-	VH_CHECK(out == &value_c);
+	TH_CHILD_CHECK(wof_once_cell_get_or_try_init(&fork_cell, try_ok, &value_c, &out) == 0);
+	TH_CHILD_CHECK(out == &value_c);
 	return 0;
 }
 
 static int child_and_grandchild(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 
-	VH_CHECK(child_cells_reinitialise(NULL) == 0);
-	VH_CHECK(vh_in_child(how, child_cells_reinitialise, NULL) == 0);
-	VH_CHECK(pid_value == (int)getpid());
-	VH_CHECK(wof_once_cell_get(&fork_cell) == &pid_value);
+	TH_CHILD_CHECK(child_cells_reinitialise(NULL) == 0);
+	TH_CHILD_CHECK(th_in_child(how, child_cells_reinitialise, NULL) == 0);
+	TH_CHILD_CHECK(pid_value == (int)getpid());
+	TH_CHILD_CHECK(wof_once_cell_get(&fork_cell) == &pid_value);
 	return 0;
 }
 
-VH_FORK_TEST(once_cell, fork_child_sees_cells_uninitialised, .timeout = 30)
+TH_FORK_TEST(once_cell, fork_child_sees_cells_uninitialised, .timeout = 30)
 {
 	cr_assert_eq(wof_once_cell_get_or_init(&fork_cell, init_arg, &value_a), &value_a);
 	cr_assert_eq(wof_lazy_cell_force(&fork_lazy), &pid_value);
 	cr_assert_eq(wof_once_cell_set(&fork_tls_cell, &value_a), 0);
 	cr_assert_eq(wof_lazy_cell_force(&fork_tls_lazy), &pid_value);
 	cr_assert_eq(init_calls, 3);
-	VH_ASSERT_CHILD(how, child_cells_reinitialise, NULL);
-	VH_ASSERT_CHILD(how, child_cells_first_call_kinds, NULL);
-	VH_ASSERT_CHILD(how, child_cells_try_init_first, NULL);
-	VH_ASSERT_CHILD(how, child_and_grandchild, &how);
+	TH_ASSERT_CHILD(how, child_cells_reinitialise, NULL);
+	TH_ASSERT_CHILD(how, child_cells_first_call_kinds, NULL);
+	TH_ASSERT_CHILD(how, child_cells_try_init_first, NULL);
+	TH_ASSERT_CHILD(how, child_and_grandchild, &how);
 	cr_assert_eq(wof_once_cell_get(&fork_cell), &value_a, "the parent keeps its values");
 	cr_assert_eq(wof_lazy_cell_get(&fork_lazy), &pid_value);
 	cr_assert_eq(wof_once_cell_get(&fork_tls_cell), &value_a);
@@ -718,20 +718,20 @@ VH_FORK_TEST(once_cell, fork_child_sees_cells_uninitialised, .timeout = 30)
 /* A _Thread_local cell of a thread other than main, forked from that thread. */
 static void *fork_from_thread(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 	static int rc;
 
 	if (wof_once_cell_set(&fork_tls_cell, &value_b) != 0)
 		return (void *)"set";
-	rc = vh_in_child(how, child_cells_reinitialise, NULL);
+	rc = th_in_child(how, child_cells_reinitialise, NULL);
 	if (rc != 0)
-		return vh_why;
+		return th_why;
 	if (wof_once_cell_get(&fork_tls_cell) != &value_b)
 		return (void *)"the forking thread lost its value";
 	return NULL;
 }
 
-VH_FORK_TEST(once_cell, fork_from_a_thread_child_sees_its_tls_cells_uninitialised, .timeout = 30)
+TH_FORK_TEST(once_cell, fork_from_a_thread_child_sees_its_tls_cells_uninitialised, .timeout = 30)
 {
 	pthread_t thread;
 	void *why;

@@ -10,7 +10,7 @@
 #include <semaphore.h>
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 static int value_a, value_b, value_c;
 
@@ -58,25 +58,25 @@ Test(once_lock, get_on_empty_is_null_errno_unchanged)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_lock, set_stores_and_get_returns_it)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_must_not_run, NULL), &value_a);
 	cr_assert_eq(wof_once_lock_wait(&lock), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_lock, set_twice_is_eexist_value_unchanged)
@@ -85,9 +85,9 @@ Test(once_lock, set_twice_is_eexist_value_unchanged)
 	int *mine = malloc(sizeof *mine);
 
 	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_set(&lock, mine), EEXIST);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL, "set returns its error, errno is left alone");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "set returns its error, errno is left alone");
 	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
 	/* The caller still owns `mine`: wof neither stored nor freed it. */
 	*mine = 42;
@@ -100,12 +100,12 @@ Test(once_lock, set_null_is_einval)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_set(&lock, NULL), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_get(&lock));
 	cr_assert_eq(wof_once_lock_set(NULL, &value_a), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	/* Nothing was stored: a real value still goes in. */
 	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
 	cr_assert_eq(wof_once_lock_set(&lock, NULL), EINVAL);
@@ -117,7 +117,7 @@ Test(once_lock, try_insert_reports_the_current_value)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	void *current = &value_c;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_try_insert(&lock, &value_a, &current), 0);
 	cr_assert_eq(current, &value_a);
 	current = &value_c;
@@ -126,7 +126,7 @@ Test(once_lock, try_insert_reports_the_current_value)
 	cr_assert_eq(wof_once_lock_try_insert(&lock, &value_b, NULL), EEXIST);
 	cr_assert_eq(wof_once_lock_try_insert(&lock, NULL, &current), EINVAL);
 	cr_assert_eq(wof_once_lock_try_insert(NULL, &value_b, &current), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
 }
 
@@ -135,12 +135,12 @@ Test(once_lock, take_returns_the_value_and_empties)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
 	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_take(&lock), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_get(&lock));
 	cr_assert_null(wof_once_lock_take(&lock));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	/* Empty again: set works, and so does a new init. */
 	cr_assert_eq(wof_once_lock_set(&lock, &value_b), 0);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
@@ -148,16 +148,16 @@ Test(once_lock, take_returns_the_value_and_empties)
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_a);
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 Test(once_lock, take_on_empty_is_null_errno_unchanged)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_take(&lock));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_take(NULL));
 	cr_assert_eq(errno, EINVAL);
 }
@@ -168,15 +168,15 @@ Test(once_lock, get_or_init_runs_init_once_with_its_arg)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_arg, &value_b), &value_b);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_arg, &value_c), &value_b);
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_b);
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
 	cr_assert_eq(wof_once_lock_set(&lock, &value_c), EEXIST);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 struct race {
@@ -202,7 +202,7 @@ static void *race_init(void *arg)
 
 	__atomic_fetch_add(&race->inits, 1, __ATOMIC_RELAXED);
 	if (race->slow)
-		vh_sleep_ms(2);
+		th_nap(2000);
 	race->made = 0x5eed; /* plain write: get_or_init's ordering must publish it */
 	return &race->value;
 }
@@ -286,17 +286,17 @@ Test(once_lock, init_returning_null_stores_nothing_and_is_retried)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
 	cr_assert_eq(errno, ENOMEM, "errno is what init left");
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
 	cr_assert_eq(errno, ENOMEM);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_a);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(init_calls, 3);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
 }
@@ -329,8 +329,8 @@ static void *takeover_failing_init(void *arg)
 	sem_post(&t->started);
 	/* Wait until every waiter is about to call, then give them time to park. */
 	while (__atomic_load_n(&t->waiters_started, __ATOMIC_ACQUIRE) < 8)
-		vh_sleep_ms(1);
-	vh_sleep_ms(30);
+		th_nap(1000);
+	th_nap(30000);
 	errno = EAGAIN;
 	return NULL;
 }
@@ -439,10 +439,10 @@ Test(once_lock, get_or_try_init_propagates_errors_unchanged)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	void *out = NULL;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_fails_1234, NULL, &out), 1234);
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_fails_eagain, NULL, &out), EAGAIN);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL, "int-returning: errno left alone");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "int-returning: errno left alone");
 	cr_assert_null(wof_once_lock_get(&lock), "a failed init stores nothing");
 	cr_assert_eq(try_calls, 2);
 	/* ... and the next call tries again. */
@@ -456,14 +456,14 @@ Test(once_lock, get_or_try_init_success_fills_out)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	void *out = NULL;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_b, &out), 0);
 	cr_assert_eq(out, &value_b);
 	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
 	out = NULL;
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_must_not_run, NULL, &out), 0);
 	cr_assert_eq(out, &value_b, "a set lock returns its value without running init");
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(try_calls, 1);
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_must_not_run, NULL), &value_b);
 }
@@ -473,9 +473,9 @@ Test(once_lock, get_or_try_init_zero_with_null_out_is_einval)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	void *out = &value_c;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok_but_null, NULL, &out), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_get(&lock), "nothing stored");
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_a, &out), 0);
 	cr_assert_eq(out, &value_a);
@@ -487,11 +487,11 @@ Test(once_lock, get_or_try_init_einval_for_null_arguments)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	void *out = NULL;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_get_or_try_init(NULL, try_ok, &value_a, &out), EINVAL);
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, NULL, &value_a, &out), EINVAL);
 	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_a, NULL), EINVAL);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(try_calls, 0);
 	cr_assert_null(wof_once_lock_get(&lock));
 }
@@ -509,7 +509,7 @@ static void *wait_thread(void *arg)
 {
 	struct waiter *w = arg;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	w->got = wof_once_lock_wait(w->lock);
 	w->err = errno;
 	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
@@ -526,7 +526,7 @@ Test(once_lock, wait_is_woken_by_set, .timeout = 20)
 		w[i] = (struct waiter){ .lock = &lock };
 		cr_assert_eq(pthread_create(&threads[i], NULL, wait_thread, &w[i]), 0);
 	}
-	vh_sleep_ms(50);
+	th_nap(50000);
 	for (int i = 0; i < 4; i++)
 		cr_assert_not(__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE),
 		              "wait returned before anything was set");
@@ -534,7 +534,7 @@ Test(once_lock, wait_is_woken_by_set, .timeout = 20)
 	for (int i = 0; i < 4; i++) {
 		pthread_join(threads[i], NULL);
 		cr_assert_eq(w[i].got, &value_a);
-		cr_assert_eq(w[i].err, VH_ERRNO_SENTINEL);
+		cr_assert_eq(w[i].err, TH_ERRNO_SENTINEL);
 	}
 }
 
@@ -545,14 +545,14 @@ Test(once_lock, wait_is_woken_by_get_or_init_not_by_a_failed_init, .timeout = 20
 	pthread_t thread;
 
 	cr_assert_eq(pthread_create(&thread, NULL, wait_thread, &w), 0);
-	vh_sleep_ms(20);
+	th_nap(20000);
 	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
-	vh_sleep_ms(30);
+	th_nap(30000);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "a failed init ended the wait");
 	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_b, NULL), &value_b);
 	pthread_join(thread, NULL);
 	cr_assert_eq(w.got, &value_b);
-	cr_assert_eq(w.err, VH_ERRNO_SENTINEL);
+	cr_assert_eq(w.err, TH_ERRNO_SENTINEL);
 }
 
 Test(once_lock, wait_returns_at_once_when_set)
@@ -560,9 +560,9 @@ Test(once_lock, wait_returns_at_once_when_set)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
 	cr_assert_eq(wof_once_lock_set(&lock, &value_c), 0);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_lock_wait(&lock), &value_c);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_wait(NULL));
 	cr_assert_eq(errno, EINVAL);
 }
@@ -591,16 +591,16 @@ static void reenter_all(struct reentry *r)
 	void *out = NULL;
 
 	r->ran = true;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	r->r_get_or_init = wof_once_lock_get_or_init(&r->lock, init_a, NULL);
 	r->e_get_or_init = errno;
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	r->r_wait = wof_once_lock_wait(&r->lock);
 	r->e_wait = errno;
 	r->r_set = wof_once_lock_set(&r->lock, &value_c);
 	r->r_try_insert = wof_once_lock_try_insert(&r->lock, &value_c, NULL);
 	r->r_try_init = wof_once_lock_get_or_try_init(&r->lock, try_ok, &value_c, &out);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	r->r_get = wof_once_lock_get(&r->lock);
 	r->e_get = errno;
 	/* Another lock is independent: nesting is fine. */
@@ -631,7 +631,7 @@ static void check_reentry(struct reentry *r)
 	cr_assert_eq(r->r_try_insert, EDEADLK);
 	cr_assert_eq(r->r_try_init, EDEADLK);
 	cr_assert_null(r->r_get, "get from inside init: nothing set yet, and no hang");
-	cr_assert_eq(r->e_get, VH_ERRNO_SENTINEL);
+	cr_assert_eq(r->e_get, TH_ERRNO_SENTINEL);
 	cr_assert_eq(r->r_other, &value_c);
 	cr_assert_eq(init_calls, 1, "only the other lock's init ran inside");
 	cr_assert_eq(try_calls, 0);
@@ -677,7 +677,7 @@ static void *cancelled_init(void *arg)
 	for (;;) {
 		if (c->use_exit && __atomic_load_n(&c->go_exit, __ATOMIC_ACQUIRE))
 			pthread_exit(NULL);
-		vh_nap(); /* a cancellation point */
+		th_cancel_nap(); /* a cancellation point */
 	}
 	return NULL;
 }
@@ -717,7 +717,7 @@ static void run_cancel(bool use_exit)
 	cr_assert_eq(pthread_create(&victim, NULL, cancel_victim, &c), 0);
 	sem_wait(&c.in_init);
 	cr_assert_eq(pthread_create(&waiter, NULL, cancel_waiter, &c), 0);
-	vh_sleep_ms(30); /* let the waiter park */
+	th_nap(30000); /* let the waiter park */
 	cr_assert_null(wof_once_lock_get(&c.lock));
 	if (use_exit)
 		__atomic_store_n(&c.go_exit, true, __ATOMIC_RELEASE);
@@ -748,13 +748,13 @@ Test(once_lock, einval_for_null_lock_or_init)
 {
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get_or_init(NULL, init_a, NULL));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get_or_init(&lock, NULL, NULL));
 	cr_assert_eq(errno, EINVAL);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get(NULL));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(init_calls, 0);
@@ -768,7 +768,7 @@ Test(once_lock, all_zero_lock_is_empty_and_usable)
 	static wof_once_lock_t zero_static; /* static storage: no initialiser at all */
 
 	cr_assert_not_null(lock);
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_null(wof_once_lock_get(lock));
 	cr_assert_null(wof_once_lock_take(lock));
 	cr_assert_eq(wof_once_lock_get_or_init(lock, init_a, NULL), &value_a);
@@ -779,7 +779,7 @@ Test(once_lock, all_zero_lock_is_empty_and_usable)
 	cr_assert_null(wof_once_lock_get(&zero_static));
 	cr_assert_eq(wof_once_lock_set(&zero_static, &value_c), 0);
 	cr_assert_eq(wof_once_lock_get(&zero_static), &value_c);
-	cr_assert_eq(errno, VH_ERRNO_SENTINEL);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	free(lock);
 	free(lock2);
 }
@@ -793,15 +793,15 @@ static int child_get_then_get_or_init(void *arg)
 	(void)arg;
 	unsigned before = init_calls;
 
-	errno = VH_ERRNO_SENTINEL;
-	VH_CHECK(wof_once_lock_get(&forked) == NULL);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(wof_once_lock_take(&forked) == NULL);
-	VH_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	VH_CHECK(init_calls == before + 1);
-	VH_CHECK(wof_once_lock_get(&forked) == &value_b);
-	VH_CHECK(wof_once_lock_set(&forked, &value_c) == EEXIST);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	errno = TH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == NULL);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
+	TH_CHILD_CHECK(init_calls == before + 1);
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_b);
+	TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_c) == EEXIST);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	return 0;
 }
 
@@ -810,10 +810,10 @@ static int child_set(void *arg)
 	(void)arg;
 	void *current = NULL;
 
-	VH_CHECK(wof_once_lock_try_insert(&forked, &value_c, &current) == 0);
-	VH_CHECK(current == &value_c);
-	VH_CHECK(wof_once_lock_get(&forked) == &value_c);
-	VH_CHECK(wof_once_lock_wait(&forked) == &value_c);
+	TH_CHILD_CHECK(wof_once_lock_try_insert(&forked, &value_c, &current) == 0);
+	TH_CHILD_CHECK(current == &value_c);
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_c);
+	TH_CHILD_CHECK(wof_once_lock_wait(&forked) == &value_c);
 	return 0;
 }
 
@@ -822,8 +822,8 @@ static int child_get_or_init_first(void *arg)
 	(void)arg;
 	unsigned before = init_calls;
 
-	VH_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	VH_CHECK(init_calls == before + 1);
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
+	TH_CHILD_CHECK(init_calls == before + 1);
 	return 0;
 }
 
@@ -832,30 +832,30 @@ static int child_try_init_first(void *arg)
 	(void)arg;
 	void *out = NULL;
 
-	VH_CHECK(wof_once_lock_get_or_try_init(&forked, try_ok, &value_c, &out) == 0);
-	VH_CHECK(out == &value_c);
-	VH_CHECK(wof_once_lock_get(&forked) == &value_c);
+	TH_CHILD_CHECK(wof_once_lock_get_or_try_init(&forked, try_ok, &value_c, &out) == 0);
+	TH_CHILD_CHECK(out == &value_c);
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_c);
 	return 0;
 }
 
 static int child_take_first(void *arg)
 {
 	(void)arg;
-	errno = VH_ERRNO_SENTINEL;
-	VH_CHECK(wof_once_lock_take(&forked) == NULL);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(wof_once_lock_set(&forked, &value_b) == 0);
+	errno = TH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_b) == 0);
 	return 0;
 }
 
-VH_FORK_TEST(once_lock, fork_child_sees_it_uninitialised, .timeout = 30)
+TH_FORK_TEST(once_lock, fork_child_sees_it_uninitialised, .timeout = 30)
 {
 	cr_assert_eq(wof_once_lock_get_or_init(&forked, init_a, NULL), &value_a);
-	VH_ASSERT_CHILD(how, child_get_then_get_or_init, NULL);
-	VH_ASSERT_CHILD(how, child_set, NULL);
-	VH_ASSERT_CHILD(how, child_get_or_init_first, NULL);
-	VH_ASSERT_CHILD(how, child_try_init_first, NULL);
-	VH_ASSERT_CHILD(how, child_take_first, NULL);
+	TH_ASSERT_CHILD(how, child_get_then_get_or_init, NULL);
+	TH_ASSERT_CHILD(how, child_set, NULL);
+	TH_ASSERT_CHILD(how, child_get_or_init_first, NULL);
+	TH_ASSERT_CHILD(how, child_try_init_first, NULL);
+	TH_ASSERT_CHILD(how, child_take_first, NULL);
 	cr_assert_eq(wof_once_lock_get(&forked), &value_a, "the parent keeps its value");
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_once_lock_set(&forked, &value_b), EEXIST);
@@ -863,17 +863,17 @@ VH_FORK_TEST(once_lock, fork_child_sees_it_uninitialised, .timeout = 30)
 
 static int child_get_or_init_then_grandchild(void *arg)
 {
-	enum vh_fork_how how = *(enum vh_fork_how *)arg;
+	enum th_fork_kind how = *(enum th_fork_kind *)arg;
 
-	VH_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	VH_CHECK(vh_in_child(how, child_set, NULL) == 0);
-	VH_CHECK(wof_once_lock_get(&forked) == &value_b);
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
+	TH_CHILD_CHECK(th_in_child(how, child_set, NULL) == 0);
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_b);
 	return 0;
 }
 
-VH_FORK_TEST(once_lock, fork_grandchild_sees_it_uninitialised, .timeout = 30)
+TH_FORK_TEST(once_lock, fork_grandchild_sees_it_uninitialised, .timeout = 30)
 {
 	cr_assert_eq(wof_once_lock_set(&forked, &value_a), 0);
-	VH_ASSERT_CHILD(how, child_get_or_init_then_grandchild, &how);
+	TH_ASSERT_CHILD(how, child_get_or_init_then_grandchild, &how);
 	cr_assert_eq(wof_once_lock_get(&forked), &value_a);
 }

@@ -9,7 +9,7 @@
  * The concurrency and fork scenarios also exist as plain programs (stress-once.c,
  * stress-fork.c) for ThreadSanitizer, which cannot run Criterion.
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -114,14 +114,14 @@ Test(once, einval_for_null_arguments)
 	wof_once_t once = WOF_ONCE_INIT;
 	int n = 0;
 
-	errno = 12345;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_call(NULL, th_count_run, &n), EINVAL);
 	cr_assert_eq(wof_once_call(&once, NULL, &n), EINVAL);
 	cr_assert_eq(wof_once_try_call(NULL, th_count_ok, &n), EINVAL);
 	cr_assert_eq(wof_once_try_call(&once, NULL, &n), EINVAL);
 	cr_assert_eq(wof_once_wait(NULL), EINVAL);
 	cr_assert_not(wof_once_is_completed(NULL));
-	cr_assert_eq(errno, 12345, "EINVAL was also put in errno (%d)", errno);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "EINVAL was also put in errno (%d)", errno);
 	cr_assert_eq(n, 0);
 	cr_assert_not(wof_once_is_completed(&once), "a NULL fn completed the once");
 	cr_assert_eq(wof_once_call(&once, th_count_run, &n), 0);
@@ -446,9 +446,9 @@ Test(once, try_call_returns_failures_unchanged_and_stays_incomplete)
 
 	for (size_t i = 0; i < sizeof failures / sizeof *failures; i++) {
 		int f = failures[i];
-		errno = 12345;
+		errno = TH_ERRNO_SENTINEL;
 		cr_assert_eq(wof_once_try_call(&once, return_arg, &f), f);
-		cr_assert_eq(errno, 12345);
+		cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 		cr_assert_not(wof_once_is_completed(&once), "failure %d completed the once", f);
 	}
 	/* The same thread may run it again: the failed run is not "running" any more. */
@@ -486,12 +486,12 @@ static void reenter_fn(void *arg)
 {
 	struct reentry *r = arg;
 
-	errno = 12345;
+	errno = TH_ERRNO_SENTINEL;
 	r->rc_call = wof_once_call(&r->once, th_count_run, &r->inner_runs);
 	r->rc_try = wof_once_try_call(&r->once, th_count_ok, &r->inner_runs);
 	r->rc_wait = wof_once_wait(&r->once);
 	r->completed_inside = wof_once_is_completed(&r->once);
-	r->errno_kept = errno == 12345;
+	r->errno_kept = errno == TH_ERRNO_SENTINEL;
 	r->rc_other = wof_once_call(&r->other, th_count_run, &r->other_runs);
 }
 
@@ -655,10 +655,10 @@ static int first_use_keeps_errno(void *arg)
 	int n = 0;
 
 	(void)arg;
-	errno = 12345;
+	errno = TH_ERRNO_SENTINEL;
 	if (wof_once_call(&once, th_count_run, &n) != 0 || n != 1)
 		return 1;
-	return errno == 12345 ? 0 : 2;
+	return errno == TH_ERRNO_SENTINEL ? 0 : 2;
 }
 
 Test(once, errno_kept_by_the_first_call_of_a_process)
@@ -678,19 +678,19 @@ Test(once, errno_kept_by_slow_paths_and_parked_callers)
 	pthread_t runner, t[6];
 	wof_once_t once = WOF_ONCE_INIT;
 
-	errno = 12345;
+	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(wof_once_try_call(&once, th_fail_eio, NULL), EIO);
-	cr_assert_eq(errno, 12345, "a failed try_call changed errno");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "a failed try_call changed errno");
 	cr_assert_eq(wof_once_try_call(&once, th_count_ok, &(int){ 0 }), 0);
 	cr_assert_eq(wof_once_wait(&once), 0);
-	cr_assert_eq(errno, 12345, "a completing try_call changed errno");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "a completing try_call changed errno");
 	th_start(&runner, th_run_blocker, &b);
 	cr_assert(th_await(&b.entered, 1, JOIN_S));
 	start_waiters(&b, w, t, 6, hows, 3); /* each checks its own errno */
 	th_set(&b.gate, 1);
 	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0);
 	join_waiters(w, t, 6);
-	cr_assert_eq(errno, 12345);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
 static void ignore_signal(int sig)

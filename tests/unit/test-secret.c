@@ -15,7 +15,7 @@
  *
  * Children never assert: they _exit with a code naming the failed check (0 = passed).
  */
-#include "helpers.h"
+#include "wof-test.h"
 
 #include <criterion/criterion.h>
 #include <stdalign.h>

@@ -9,13 +9,13 @@
  * child gets the child's; several threads of a child racing on a wiped object call it once.
  * Also: an init that forks completes in the parent and leaves the child uninitialised, and a
  * child forked while another thread is inside an init neither waits for it nor sees a value.
- * Every check runs in the parent; children report through vh_in_child().
+ * Every check runs in the parent; children report through th_in_child().
  */
 #include <criterion/criterion.h>
 #include <semaphore.h>
 #include <stdlib.h>
 
-#include "values-helpers.h"
+#include "wof-test.h"
 
 /* Values come from a pool; a child continues the parent's count, so its values are new. */
 static int pool[256];
@@ -39,7 +39,7 @@ static void *new_value(char init_kind)
 		return NULL;
 	}
 	void *v = &pool[__atomic_fetch_add(&pool_next, 1, __ATOMIC_RELAXED) % 256];
-	vh_log(init_kind, v);
+	th_log(init_kind, v);
 	return v;
 }
 
@@ -47,7 +47,7 @@ static void *new_value(char init_kind)
 
 static void lock_on_wipe(void *stale)
 {
-	vh_log('L', stale);
+	th_log('L', stale);
 }
 static wof_once_lock_t lock = WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
 static void *lock_init(void *arg)
@@ -58,7 +58,7 @@ static void *lock_init(void *arg)
 
 static void lazy_lock_on_wipe(void *stale)
 {
-	vh_log('Z', stale);
+	th_log('Z', stale);
 }
 static void *lazy_lock_init(void *arg)
 {
@@ -79,7 +79,7 @@ static void *static_tag; /* the tag of the last lazy static value made in this p
 static int static_init(struct slot *slot)
 {
 	if (!all_bytes(slot, sizeof *slot, 0))
-		vh_log('D', slot); /* init was handed a dirty slot */
+		th_log('D', slot); /* init was handed a dirty slot */
 	void *v = new_value('s');
 	if (!v)
 		return -1;
@@ -92,15 +92,15 @@ static int static_init(struct slot *slot)
 static void static_on_wipe(struct slot *stale)
 {
 	if (!all_bytes(stale->pad, sizeof stale->pad, 0x5A))
-		vh_log('X', stale); /* on_wipe did not see the stale bytes */
-	vh_log('S', stale->tag);
+		th_log('X', stale); /* on_wipe did not see the stale bytes */
+	th_log('S', stale->tag);
 }
 
 WOF_LAZY_STATIC_ON_WIPE(struct slot, lazy_static, static_init, static_on_wipe);
 
 static void cell_on_wipe(void *stale)
 {
-	vh_log('C', stale);
+	th_log('C', stale);
 }
 static wof_once_cell_t cell = WOF_ONCE_CELL_INIT_ON_WIPE(cell_on_wipe);
 static void *cell_init(void *arg)
@@ -111,7 +111,7 @@ static void *cell_init(void *arg)
 
 static void lazy_cell_on_wipe(void *stale)
 {
-	vh_log('Y', stale);
+	th_log('Y', stale);
 }
 static void *lazy_cell_init(void *arg)
 {
@@ -200,16 +200,16 @@ static void *type_value(const struct type *t)
  */
 static bool events_of(const struct type *t, char *kinds, void **values, unsigned max)
 {
-	unsigned n = 0, total = __atomic_load_n(&vh_nevents, __ATOMIC_RELAXED);
-	bool clean = total <= VH_MAX_EVENTS;
+	unsigned n = 0, total = __atomic_load_n(&th_nevents, __ATOMIC_RELAXED);
+	bool clean = total <= TH_MAX_EVENTS;
 
-	for (unsigned i = 0; i < total && i < VH_MAX_EVENTS; i++) {
-		char k = vh_events[i].kind;
+	for (unsigned i = 0; i < total && i < TH_MAX_EVENTS; i++) {
+		char k = th_events[i].kind;
 		if (k == 'D' || k == 'X')
 			clean = false;
 		if ((k == t->wipe || k == t->init) && n + 1 < max) {
 			kinds[n] = k == t->wipe ? 'W' : 'I';
-			values[n++] = vh_events[i].value;
+			values[n++] = th_events[i].value;
 		}
 	}
 	kinds[n] = '\0';
@@ -221,20 +221,20 @@ static bool events_of(const struct type *t, char *kinds, void **values, unsigned
 	do {                                                                                      \
 		char kinds_[16];                                                                  \
 		void *values_[16];                                                                \
-		VH_CHECK(events_of((t), kinds_, values_, 16));                                    \
-		VH_CHECK(strcmp(kinds_, (expect)) == 0);                                          \
-		VH_CHECK((first) == NULL || values_[0] == (first));                               \
+		TH_CHILD_CHECK(events_of((t), kinds_, values_, 16));                                    \
+		TH_CHILD_CHECK(strcmp(kinds_, (expect)) == 0);                                          \
+		TH_CHILD_CHECK((first) == NULL || values_[0] == (first));                               \
 	} while (0)
 
 /* Run `fn` in a child for every type (threaded ones only if asked), asserting in the parent. */
 struct child_arg {
 	const struct type *t;
-	enum vh_fork_how how;
+	enum th_fork_kind how;
 	void *parent_value;
 	int kind; /* which first call, where a test tries several */
 };
 
-static void for_each_type(enum vh_fork_how how, int (*fn)(void *), bool threaded_only,
+static void for_each_type(enum th_fork_kind how, int (*fn)(void *), bool threaded_only,
                           bool need_take)
 {
 	for (size_t i = 0; i < NTYPES; i++) {
@@ -242,8 +242,8 @@ static void for_each_type(enum vh_fork_how how, int (*fn)(void *), bool threaded
 		if ((threaded_only && !t->threaded) || (need_take && !t->take))
 			continue;
 		struct child_arg arg = { t, how, type_value(t), 0 };
-		int rc = vh_in_child(how, fn, &arg);
-		cr_assert_eq(rc, 0, "%s: %s", t->name, vh_why);
+		int rc = th_in_child(how, fn, &arg);
+		cr_assert_eq(rc, 0, "%s: %s", t->name, th_why);
 	}
 }
 
@@ -251,16 +251,16 @@ static void make_all(void)
 {
 	for (size_t i = 0; i < NTYPES; i++)
 		cr_assert_not_null(types[i].make(), "%s", types[i].name);
-	vh_log_reset();
+	th_log_reset();
 }
 
 static void assert_no_wipe_here(void)
 {
 	for (size_t i = 0; i < NTYPES; i++)
-		cr_assert_eq(vh_count(types[i].wipe), 0, "%s: on_wipe ran in the parent",
+		cr_assert_eq(th_count(types[i].wipe), 0, "%s: on_wipe ran in the parent",
 		             types[i].name);
-	cr_assert_eq(vh_count('D'), 0);
-	cr_assert_eq(vh_count('X'), 0);
+	cr_assert_eq(th_count('D'), 0);
+	cr_assert_eq(th_count('X'), 0);
 }
 
 /* ---- never in the parent ------------------------------------------------------------------- */
@@ -269,11 +269,11 @@ static int child_touches(void *p)
 {
 	const struct child_arg *a = p;
 
-	VH_CHECK(a->t->make() != a->parent_value);
+	TH_CHILD_CHECK(a->t->make() != a->parent_value);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, parent_never_calls_on_wipe, .timeout = 30)
+TH_FORK_TEST(wipe, parent_never_calls_on_wipe, .timeout = 30)
 {
 	for (size_t i = 0; i < NTYPES; i++) {
 		const struct type *t = &types[i];
@@ -301,26 +301,26 @@ static int child_get_first(void *p)
 	const struct child_arg *a = p;
 	const struct type *t = a->t;
 
-	errno = VH_ERRNO_SENTINEL;
-	VH_CHECK(t->get() == NULL);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	errno = TH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(t->get() == NULL);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	CHECK_EVENTS(t, "W", a->parent_value);
-	VH_CHECK(t->get() == NULL);
+	TH_CHILD_CHECK(t->get() == NULL);
 	CHECK_EVENTS(t, "W", a->parent_value); /* not again */
 	void *mine = t->make();
-	VH_CHECK(mine != NULL && mine != a->parent_value);
+	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	CHECK_EVENTS(t, "WI", a->parent_value);
-	VH_CHECK(t->get() == mine);
-	VH_CHECK(t->make() == mine);
+	TH_CHILD_CHECK(t->get() == mine);
+	TH_CHILD_CHECK(t->make() == mine);
 	if (t->take) {
 		t->take();
-		VH_CHECK(t->get() == NULL);
+		TH_CHILD_CHECK(t->get() == NULL);
 	}
 	CHECK_EVENTS(t, "WI", a->parent_value);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, child_first_get_calls_on_wipe_once_with_parents_value, .timeout = 30)
+TH_FORK_TEST(wipe, child_first_get_calls_on_wipe_once_with_parents_value, .timeout = 30)
 {
 	make_all();
 	for (size_t i = 0; i < NTYPES; i++) {
@@ -328,7 +328,7 @@ VH_FORK_TEST(wipe, child_first_get_calls_on_wipe_once_with_parents_value, .timeo
 		if (!t->get)
 			continue;
 		struct child_arg arg = { t, how, t->get(), 0 };
-		cr_assert_eq(vh_in_child(how, child_get_first, &arg), 0, "%s: %s", t->name, vh_why);
+		cr_assert_eq(th_in_child(how, child_get_first, &arg), 0, "%s: %s", t->name, th_why);
 	}
 	assert_no_wipe_here();
 }
@@ -338,19 +338,19 @@ static int child_init_first(void *p)
 	const struct child_arg *a = p;
 	const struct type *t = a->t;
 
-	errno = VH_ERRNO_SENTINEL;
+	errno = TH_ERRNO_SENTINEL;
 	void *mine = t->make();
-	VH_CHECK(mine != NULL && mine != a->parent_value);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	/* on_wipe with the parent's value, then init: "WI" in that order. */
 	CHECK_EVENTS(t, "WI", a->parent_value);
-	VH_CHECK(t->make() == mine);
-	VH_CHECK(type_value(t) == mine);
+	TH_CHILD_CHECK(t->make() == mine);
+	TH_CHILD_CHECK(type_value(t) == mine);
 	CHECK_EVENTS(t, "WI", a->parent_value);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, child_first_init_calls_on_wipe_once_before_init, .timeout = 30)
+TH_FORK_TEST(wipe, child_first_init_calls_on_wipe_once_before_init, .timeout = 30)
 {
 	make_all();
 	for_each_type(how, child_init_first, false, false);
@@ -364,27 +364,27 @@ static int child_static_bytes(void *p)
 	const struct child_arg *a = p;
 
 	struct slot *slot = lazy_static();
-	VH_CHECK(slot != NULL);
+	TH_CHILD_CHECK(slot != NULL);
 	CHECK_EVENTS(a->t, "WI", a->parent_value);
-	VH_CHECK(slot->tag != a->parent_value);
-	VH_CHECK(all_bytes(slot->pad, sizeof slot->pad, 0x5A));
+	TH_CHILD_CHECK(slot->tag != a->parent_value);
+	TH_CHILD_CHECK(all_bytes(slot->pad, sizeof slot->pad, 0x5A));
 	return 0;
 }
 
-VH_FORK_TEST(wipe, lazy_static_on_wipe_sees_stale_bytes_then_init_sees_zeros, .timeout = 30)
+TH_FORK_TEST(wipe, lazy_static_on_wipe_sees_stale_bytes_then_init_sees_zeros, .timeout = 30)
 {
 	struct slot *slot = lazy_static();
 	cr_assert_not_null(slot);
-	vh_log_reset();
+	th_log_reset();
 	struct child_arg arg = { &types[2], how, slot->tag, 0 };
-	VH_ASSERT_CHILD(how, child_static_bytes, &arg);
+	TH_ASSERT_CHILD(how, child_static_bytes, &arg);
 	assert_no_wipe_here();
 }
 
 /* Every other kind of first call on a once lock. */
 static void *wait_setter(void *arg)
 {
-	vh_sleep_ms(20);
+	th_nap(20000);
 	(void)wof_once_lock_set(&lock, arg);
 	return NULL;
 }
@@ -407,41 +407,41 @@ static int child_lock_first_call(void *p)
 
 	switch (kind) {
 	case FIRST_SET:
-		VH_CHECK(wof_once_lock_set(&lock, &mine) == 0);
+		TH_CHILD_CHECK(wof_once_lock_set(&lock, &mine) == 0);
 		break;
 	case FIRST_TRY_INSERT:
-		VH_CHECK(wof_once_lock_try_insert(&lock, &mine, &out) == 0 && out == &mine);
+		TH_CHILD_CHECK(wof_once_lock_try_insert(&lock, &mine, &out) == 0 && out == &mine);
 		break;
 	case FIRST_TAKE:
-		VH_CHECK(wof_once_lock_take(&lock) == NULL);
-		VH_CHECK(wof_once_lock_set(&lock, &mine) == 0);
+		TH_CHILD_CHECK(wof_once_lock_take(&lock) == NULL);
+		TH_CHILD_CHECK(wof_once_lock_set(&lock, &mine) == 0);
 		break;
 	case FIRST_TRY_INIT:
-		VH_CHECK(wof_once_lock_get_or_try_init(&lock, ok_init, &mine, &out) == 0);
-		VH_CHECK(out == &mine);
+		TH_CHILD_CHECK(wof_once_lock_get_or_try_init(&lock, ok_init, &mine, &out) == 0);
+		TH_CHILD_CHECK(out == &mine);
 		break;
 	case FIRST_WAIT:
-		VH_CHECK(pthread_create(&setter, NULL, wait_setter, &mine) == 0);
-		VH_CHECK(wof_once_lock_wait(&lock) == &mine);
+		TH_CHILD_CHECK(pthread_create(&setter, NULL, wait_setter, &mine) == 0);
+		TH_CHILD_CHECK(wof_once_lock_wait(&lock) == &mine);
 		pthread_join(setter, NULL);
 		break;
 	default:
-		VH_CHECK(false);
+		TH_CHILD_CHECK(false);
 	}
-	VH_CHECK(wof_once_lock_get(&lock) == &mine);
+	TH_CHILD_CHECK(wof_once_lock_get(&lock) == &mine);
 	CHECK_EVENTS(&types[0], "W", a->parent_value);
-	VH_CHECK(vh_count('L') == 1);
+	TH_CHILD_CHECK(th_count('L') == 1);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, lock_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
+TH_FORK_TEST(wipe, lock_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
 	void *parent = lock_make();
-	vh_log_reset();
+	th_log_reset();
 	for (int k = 0; k < FIRST_N; k++) {
 		struct child_arg arg = { &types[0], how, parent, k };
-		cr_assert_eq(vh_in_child(how, child_lock_first_call, &arg), 0, "first call %d: %s",
-		             k, vh_why);
+		cr_assert_eq(th_in_child(how, child_lock_first_call, &arg), 0, "first call %d: %s",
+		             k, th_why);
 	}
 	assert_no_wipe_here();
 }
@@ -456,36 +456,36 @@ static int child_cell_first_call(void *p)
 
 	switch (kind) {
 	case FIRST_SET:
-		VH_CHECK(wof_once_cell_set(&cell, &mine) == 0);
+		TH_CHILD_CHECK(wof_once_cell_set(&cell, &mine) == 0);
 		break;
 	case FIRST_TRY_INSERT:
-		VH_CHECK(wof_once_cell_try_insert(&cell, &mine, &out) == 0 && out == &mine);
+		TH_CHILD_CHECK(wof_once_cell_try_insert(&cell, &mine, &out) == 0 && out == &mine);
 		break;
 	case FIRST_TAKE:
-		VH_CHECK(wof_once_cell_take(&cell) == NULL);
-		VH_CHECK(wof_once_cell_set(&cell, &mine) == 0);
+		TH_CHILD_CHECK(wof_once_cell_take(&cell) == NULL);
+		TH_CHILD_CHECK(wof_once_cell_set(&cell, &mine) == 0);
 		break;
 	case FIRST_TRY_INIT:
-		VH_CHECK(wof_once_cell_get_or_try_init(&cell, ok_init, &mine, &out) == 0);
-		VH_CHECK(out == &mine);
+		TH_CHILD_CHECK(wof_once_cell_get_or_try_init(&cell, ok_init, &mine, &out) == 0);
+		TH_CHILD_CHECK(out == &mine);
 		break;
 	default:
-		VH_CHECK(false);
+		TH_CHILD_CHECK(false);
 	}
-	VH_CHECK(wof_once_cell_get(&cell) == &mine);
+	TH_CHILD_CHECK(wof_once_cell_get(&cell) == &mine);
 	CHECK_EVENTS(&types[3], "W", a->parent_value);
-	VH_CHECK(vh_count('C') == 1);
+	TH_CHILD_CHECK(th_count('C') == 1);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, cell_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
+TH_FORK_TEST(wipe, cell_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
 	void *parent = cell_make();
-	vh_log_reset();
+	th_log_reset();
 	for (int k = 0; k < FIRST_WAIT; k++) {
 		struct child_arg arg = { &types[3], how, parent, k };
-		cr_assert_eq(vh_in_child(how, child_cell_first_call, &arg), 0, "first call %d: %s",
-		             k, vh_why);
+		cr_assert_eq(th_in_child(how, child_cell_first_call, &arg), 0, "first call %d: %s",
+		             k, th_why);
 	}
 	assert_no_wipe_here();
 }
@@ -498,17 +498,17 @@ static int child_nothing_held(void *p)
 	const struct type *t = a->t;
 
 	if (t->get) {
-		VH_CHECK(t->get() == NULL);
+		TH_CHILD_CHECK(t->get() == NULL);
 		CHECK_EVENTS(t, "", NULL);
 	}
-	VH_CHECK(t->make() != NULL);
+	TH_CHILD_CHECK(t->make() != NULL);
 	CHECK_EVENTS(t, "I", NULL);
-	VH_CHECK(t->make() != NULL);
+	TH_CHILD_CHECK(t->make() != NULL);
 	CHECK_EVENTS(t, "I", NULL);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, nothing_held_at_fork_no_on_wipe, .timeout = 30)
+TH_FORK_TEST(wipe, nothing_held_at_fork_no_on_wipe, .timeout = 30)
 {
 	/* Never set. */
 	for_each_type(how, child_nothing_held, false, false);
@@ -517,12 +517,12 @@ VH_FORK_TEST(wipe, nothing_held_at_fork_no_on_wipe, .timeout = 30)
 	for (size_t i = 0; i < NTYPES; i++)
 		cr_assert_null(types[i].make(), "%s", types[i].name);
 	fail_inits = false;
-	vh_log_reset();
+	th_log_reset();
 	for_each_type(how, child_nothing_held, false, false);
 	assert_no_wipe_here();
 }
 
-VH_FORK_TEST(wipe, taken_before_fork_no_on_wipe, .timeout = 30)
+TH_FORK_TEST(wipe, taken_before_fork_no_on_wipe, .timeout = 30)
 {
 	make_all();
 	for (size_t i = 0; i < NTYPES; i++)
@@ -540,11 +540,11 @@ static int grandchild_get_first(void *p)
 	const struct type *t = a->t;
 
 	if (t->get)
-		VH_CHECK(t->get() == NULL);
+		TH_CHILD_CHECK(t->get() == NULL);
 	void *mine = t->make();
-	VH_CHECK(mine != NULL && mine != a->parent_value);
+	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	CHECK_EVENTS(t, "WI", a->parent_value);
-	VH_CHECK(t->make() == mine);
+	TH_CHILD_CHECK(t->make() == mine);
 	CHECK_EVENTS(t, "WI", a->parent_value);
 	return 0;
 }
@@ -554,14 +554,14 @@ static int child_untouched_forks(void *p)
 	const struct child_arg *a = p;
 
 	/* The child does not touch the object; its child finds the grandparent's value. */
-	VH_CHECK(vh_in_child(a->how, grandchild_get_first, p) == 0);
+	TH_CHILD_CHECK(th_in_child(a->how, grandchild_get_first, p) == 0);
 	/* And the child itself, touching it later, gets its own single on_wipe. */
 	CHECK_EVENTS(a->t, "", NULL);
-	VH_CHECK(grandchild_get_first(p) == 0);
+	TH_CHILD_CHECK(grandchild_get_first(p) == 0);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, grandchild_of_untouched_child_gets_grandparents_value, .timeout = 30)
+TH_FORK_TEST(wipe, grandchild_of_untouched_child_gets_grandparents_value, .timeout = 30)
 {
 	make_all();
 	for_each_type(how, child_untouched_forks, false, false);
@@ -574,17 +574,17 @@ static int child_reinit_forks(void *p)
 	struct child_arg grand = *a;
 
 	void *mine = a->t->make();
-	VH_CHECK(mine != NULL && mine != a->parent_value);
+	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	CHECK_EVENTS(a->t, "WI", a->parent_value);
-	vh_log_reset();
+	th_log_reset();
 	grand.parent_value = mine;
-	VH_CHECK(vh_in_child(a->how, grandchild_get_first, &grand) == 0);
-	VH_CHECK(a->t->make() == mine);
+	TH_CHILD_CHECK(th_in_child(a->how, grandchild_get_first, &grand) == 0);
+	TH_CHILD_CHECK(a->t->make() == mine);
 	CHECK_EVENTS(a->t, "", NULL);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, grandchild_of_reinitialised_child_gets_childs_value, .timeout = 30)
+TH_FORK_TEST(wipe, grandchild_of_reinitialised_child_gets_childs_value, .timeout = 30)
 {
 	make_all();
 	for_each_type(how, child_reinit_forks, false, false);
@@ -629,18 +629,18 @@ static int child_threads_race(void *p)
 	for (int i = 0; i < 8; i++) {
 		mt.use_get[i] = a->t->get && i % 2 == 0;
 		th[i] = (struct mt_thread){ &mt, i };
-		VH_CHECK(pthread_create(&threads[i], NULL, mt_thread, &th[i]) == 0);
+		TH_CHILD_CHECK(pthread_create(&threads[i], NULL, mt_thread, &th[i]) == 0);
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(threads[i], NULL);
 	pthread_barrier_destroy(&mt.barrier);
 	for (int i = 0; i < 8; i++)
-		VH_CHECK(mt.got[i] != NULL && mt.got[i] != a->parent_value && mt.got[i] == mt.got[0]);
+		TH_CHILD_CHECK(mt.got[i] != NULL && mt.got[i] != a->parent_value && mt.got[i] == mt.got[0]);
 	CHECK_EVENTS(a->t, "WI", a->parent_value);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, threads_of_a_child_race_on_a_wiped_object_on_wipe_once, .timeout = 60)
+TH_FORK_TEST(wipe, threads_of_a_child_race_on_a_wiped_object_on_wipe_once, .timeout = 60)
 {
 	make_all();
 	for (int round = 0; round < 10; round++)
@@ -669,25 +669,25 @@ static int child_threads_get(void *p)
 	pthread_barrier_init(&mt.barrier, NULL, 8);
 	for (int i = 0; i < 8; i++) {
 		th[i] = (struct mt_thread){ &mt, i };
-		VH_CHECK(pthread_create(&threads[i], NULL, mt_get_thread, &th[i]) == 0);
+		TH_CHILD_CHECK(pthread_create(&threads[i], NULL, mt_get_thread, &th[i]) == 0);
 	}
 	for (int i = 0; i < 8; i++)
 		pthread_join(threads[i], NULL);
 	pthread_barrier_destroy(&mt.barrier);
 	for (int i = 0; i < 8; i++)
-		VH_CHECK(mt.got[i] == NULL);
+		TH_CHILD_CHECK(mt.got[i] == NULL);
 	CHECK_EVENTS(a->t, "W", a->parent_value);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, threads_of_a_child_get_a_wiped_object_on_wipe_once, .timeout = 60)
+TH_FORK_TEST(wipe, threads_of_a_child_get_a_wiped_object_on_wipe_once, .timeout = 60)
 {
 	make_all();
 	for (int round = 0; round < 10; round++)
 		for (size_t i = 0; i < 2; i++) { /* the two locks have a get */
 			struct child_arg arg = { &types[i], how, types[i].get(), 0 };
-			cr_assert_eq(vh_in_child(how, child_threads_get, &arg), 0, "%s: %s",
-			             types[i].name, vh_why);
+			cr_assert_eq(th_in_child(how, child_threads_get, &arg), 0, "%s: %s",
+			             types[i].name, th_why);
 		}
 	assert_no_wipe_here();
 }
@@ -699,19 +699,17 @@ VH_FORK_TEST(wipe, threads_of_a_child_get_a_wiped_object_on_wipe_once, .timeout 
  * processes. The child, after the outer call returns, reports to `fork_fd` and _exits.
  */
 static bool fork_armed;
-static enum vh_fork_how fork_how;
+static enum th_fork_kind fork_how;
 static pid_t forked_child; /* in the parent; 0 in the child */
-static int fork_fds[2];
 
 static void maybe_fork(void)
 {
 	if (!fork_armed)
 		return;
 	fork_armed = false;
-	pid_t parent = getpid();
-	forked_child = vh_fork(fork_how);
+	forked_child = th_fork(fork_how);
 	if (forked_child == 0)
-		vh_child_setup(parent);
+		th_child_begin();
 }
 
 static void *forking_lock_init(void *arg)
@@ -828,41 +826,35 @@ static int forked_child_checks(enum forking f, void *made)
 {
 	const char w = forking_wipe_kind(f);
 
-	VH_CHECK(made != NULL); /* the init ran to its end here too */
+	TH_CHILD_CHECK(made != NULL); /* the init ran to its end here too */
 	if (f != FK_STATIC) {
-		VH_CHECK(forking_get(f) == NULL); /* ... but stored nothing in the child */
-		VH_CHECK(vh_count(w) == 0);       /* nothing was held at fork */
+		TH_CHILD_CHECK(forking_get(f) == NULL); /* ... but stored nothing in the child */
+		TH_CHILD_CHECK(th_count(w) == 0);       /* nothing was held at fork */
 	}
-	vh_log_reset();
+	th_log_reset();
 	void *mine = forking_make(f); /* disarmed: a plain init */
-	VH_CHECK(mine != NULL);
-	VH_CHECK(mine != made);
-	VH_CHECK(vh_count(w) == 0);
-	VH_CHECK(vh_count('D') == 0 && vh_count('X') == 0);
-	VH_CHECK(forking_make(f) == mine);
+	TH_CHILD_CHECK(mine != NULL);
+	TH_CHILD_CHECK(mine != made);
+	TH_CHILD_CHECK(th_count(w) == 0);
+	TH_CHILD_CHECK(th_count('D') == 0 && th_count('X') == 0);
+	TH_CHILD_CHECK(forking_make(f) == mine);
 	if (f != FK_STATIC)
-		VH_CHECK(forking_get(f) == mine);
-	VH_CHECK(vh_count(w) == 0);
+		TH_CHILD_CHECK(forking_get(f) == mine);
+	TH_CHILD_CHECK(th_count(w) == 0);
 	return 0;
 }
 
 /* The init of `f` forks: the parent keeps the value, the child (checked above) has none. */
-static void run_forking_init(enum vh_fork_how how, enum forking f)
+static void run_forking_init(enum th_fork_kind how, enum forking f)
 {
-	if (pipe(fork_fds) != 0)
-		cr_assert_fail("pipe");
 	fork_how = how;
 	fork_armed = true;
-	vh_log_reset();
+	th_log_reset();
 	void *made = forking_make(f);
-	if (forked_child == 0) {
-		close(fork_fds[0]);
-		vh_child_finish(fork_fds[1], forked_child_checks(f, made));
-	}
-	close(fork_fds[1]);
-	int rc = vh_reap(forked_child, fork_fds[0], vh_how_name(how));
-	close(fork_fds[0]);
-	cr_assert_eq(rc, 0, "%s: %s", forking_names[f], vh_why);
+	if (forked_child == 0)
+		th_child_exit(forked_child_checks(f, made));
+	int rc = th_reap(forked_child, th_fork_names[how]);
+	cr_assert_eq(rc, 0, "%s: %s", forking_names[f], th_why);
 	cr_assert_not_null(made, "%s", forking_names[f]);
 	cr_assert_eq(forking_make(f), made, "%s: completes in the parent", forking_names[f]);
 	if (f != FK_STATIC)
@@ -870,37 +862,37 @@ static void run_forking_init(enum vh_fork_how how, enum forking f)
 	assert_no_wipe_here();
 }
 
-VH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_init, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_init, .timeout = 30)
 {
 	run_forking_init(how, FK_LOCK);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_try_init, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_try_init, .timeout = 30)
 {
 	run_forking_init(how, FK_LOCK_TRY);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_lazy_lock_force, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_lazy_lock_force, .timeout = 30)
 {
 	run_forking_init(how, FK_LAZY_LOCK);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_lazy_static, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_lazy_static, .timeout = 30)
 {
 	run_forking_init(how, FK_STATIC);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_init, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_init, .timeout = 30)
 {
 	run_forking_init(how, FK_CELL);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_try_init, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_try_init, .timeout = 30)
 {
 	run_forking_init(how, FK_CELL_TRY);
 }
 
-VH_FORK_TEST(wipe, init_that_forks_lazy_cell_force, .timeout = 30)
+TH_FORK_TEST(wipe, init_that_forks_lazy_cell_force, .timeout = 30)
 {
 	run_forking_init(how, FK_LAZY_CELL);
 }
@@ -909,28 +901,22 @@ VH_FORK_TEST(wipe, init_that_forks_lazy_cell_force, .timeout = 30)
 static int forked_then_grandchild(void *p)
 {
 	(void)p;
-	VH_CHECK(wof_lazy_lock_get(&forking_lazy_lock) == NULL);
-	VH_CHECK(vh_count('Z') == 0);
+	TH_CHILD_CHECK(wof_lazy_lock_get(&forking_lazy_lock) == NULL);
+	TH_CHILD_CHECK(th_count('Z') == 0);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, child_of_forking_init_forks_again_nothing_held, .timeout = 30)
+TH_FORK_TEST(wipe, child_of_forking_init_forks_again_nothing_held, .timeout = 30)
 {
-	if (pipe(fork_fds) != 0)
-		cr_assert_fail("pipe");
 	fork_how = how;
 	fork_armed = true;
-	vh_log_reset();
+	th_log_reset();
 	void *made = wof_lazy_lock_force(&forking_lazy_lock);
-	if (forked_child == 0) {
-		close(fork_fds[0]);
-		/* Untouched since the fork in init: the grandchild must not see a value either. */
-		vh_child_finish(fork_fds[1], vh_in_child(how, forked_then_grandchild, NULL));
-	}
-	close(fork_fds[1]);
-	int rc = vh_reap(forked_child, fork_fds[0], vh_how_name(how));
-	close(fork_fds[0]);
-	cr_assert_eq(rc, 0, "%s", vh_why);
+	/* Untouched since the fork in init: the grandchild must not see a value either. */
+	if (forked_child == 0)
+		th_child_exit(th_in_child(how, forked_then_grandchild, NULL));
+	int rc = th_reap(forked_child, th_fork_names[how]);
+	cr_assert_eq(rc, 0, "%s", th_why);
 	cr_assert_eq(wof_lazy_lock_get(&forking_lazy_lock), made);
 	assert_no_wipe_here();
 }
@@ -1008,20 +994,20 @@ static int child_while_thread_in_init(void *p)
 	const struct child_arg *a = p;
 
 	if (a->kind != 2) {
-		VH_CHECK(blocking_get(a->kind) == NULL);
+		TH_CHILD_CHECK(blocking_get(a->kind) == NULL);
 		CHECK_EVENTS(a->t, "", NULL);
 	}
 	void *mine = blocking_make(a->kind); /* would hang if it waited for the parent's thread */
-	VH_CHECK(mine != NULL);
+	TH_CHILD_CHECK(mine != NULL);
 	CHECK_EVENTS(a->t, "I", mine); /* no on_wipe: nothing was held at fork */
-	VH_CHECK(blocking_make(a->kind) == mine);
+	TH_CHILD_CHECK(blocking_make(a->kind) == mine);
 	if (a->kind != 2)
-		VH_CHECK(blocking_get(a->kind) == mine);
+		TH_CHILD_CHECK(blocking_get(a->kind) == mine);
 	CHECK_EVENTS(a->t, "I", mine);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeout = 30)
+TH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeout = 30)
 {
 	static const int type_of_kind[] = { 0, 1, 2 }; /* once_lock, lazy_lock, lazy_static */
 
@@ -1032,16 +1018,16 @@ VH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeo
 		pthread_t thread;
 		void *made;
 
-		vh_log_reset();
+		th_log_reset();
 		block_armed = true;
 		cr_assert_eq(pthread_create(&thread, NULL, blocking_thread, (void *)(intptr_t)kind), 0);
 		while (sem_wait(&blocked_in_init) != 0)
 			;
 		struct child_arg arg = { t, how, NULL, kind };
-		int rc = vh_in_child(how, child_while_thread_in_init, &arg);
+		int rc = th_in_child(how, child_while_thread_in_init, &arg);
 		sem_post(&release_init);
 		pthread_join(thread, &made);
-		cr_assert_eq(rc, 0, "%s: %s", t->name, vh_why);
+		cr_assert_eq(rc, 0, "%s: %s", t->name, th_why);
 		cr_assert_not_null(made);
 		cr_assert_eq(blocking_make(kind), made, "%s: the parent keeps its thread's value",
 		             t->name);
@@ -1060,7 +1046,7 @@ VH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeo
  */
 static void errno_on_wipe(void *stale)
 {
-	vh_log('E', stale);
+	th_log('E', stale);
 	(void)close(-1); /* EBADF */
 }
 static wof_once_lock_t errno_lock = WOF_ONCE_LOCK_INIT_ON_WIPE(errno_on_wipe);
@@ -1071,23 +1057,23 @@ static wof_once_cell_t errno_cell2 = WOF_ONCE_CELL_INIT_ON_WIPE(errno_on_wipe);
 static int child_errno_after_on_wipe(void *p)
 {
 	(void)p;
-	errno = VH_ERRNO_SENTINEL;
-	VH_CHECK(wof_once_lock_get(&errno_lock) == NULL);
-	VH_CHECK(vh_count('E') == 1);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL); /* get found nothing: errno unchanged */
-	VH_CHECK(wof_once_lock_get_or_init(&errno_lock2, lock_init, NULL) != NULL);
-	VH_CHECK(vh_count('E') == 2);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL); /* success: errno unchanged */
-	VH_CHECK(wof_once_cell_get(&errno_cell) == NULL);
-	VH_CHECK(vh_count('E') == 3);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
-	VH_CHECK(wof_once_cell_get_or_init(&errno_cell2, cell_init, NULL) != NULL);
-	VH_CHECK(vh_count('E') == 4);
-	VH_CHECK(errno == VH_ERRNO_SENTINEL);
+	errno = TH_ERRNO_SENTINEL;
+	TH_CHILD_CHECK(wof_once_lock_get(&errno_lock) == NULL);
+	TH_CHILD_CHECK(th_count('E') == 1);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL); /* get found nothing: errno unchanged */
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&errno_lock2, lock_init, NULL) != NULL);
+	TH_CHILD_CHECK(th_count('E') == 2);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL); /* success: errno unchanged */
+	TH_CHILD_CHECK(wof_once_cell_get(&errno_cell) == NULL);
+	TH_CHILD_CHECK(th_count('E') == 3);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	TH_CHILD_CHECK(wof_once_cell_get_or_init(&errno_cell2, cell_init, NULL) != NULL);
+	TH_CHILD_CHECK(th_count('E') == 4);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	return 0;
 }
 
-VH_FORK_TEST(wipe, errno_set_by_on_wipe_does_not_leak_to_the_caller, .timeout = 30)
+TH_FORK_TEST(wipe, errno_set_by_on_wipe_does_not_leak_to_the_caller, .timeout = 30)
 {
 	static int v;
 
@@ -1095,5 +1081,5 @@ VH_FORK_TEST(wipe, errno_set_by_on_wipe_does_not_leak_to_the_caller, .timeout = 
 	cr_assert_eq(wof_once_lock_set(&errno_lock2, &v), 0);
 	cr_assert_eq(wof_once_cell_set(&errno_cell, &v), 0);
 	cr_assert_eq(wof_once_cell_set(&errno_cell2, &v), 0);
-	VH_ASSERT_CHILD(how, child_errno_after_on_wipe, NULL);
+	TH_ASSERT_CHILD(how, child_errno_after_on_wipe, NULL);
 }
