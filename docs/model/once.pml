@@ -118,7 +118,7 @@ end_park:
 	atomic { lg = wgen; ls = wstate }   /* acquire re-load after parking */
 }
 
-/* once_finish(once, g, state) */
+/* finish(once, g, state) */
 inline finish(newstate)
 {
 	if
@@ -151,7 +151,7 @@ inline start()
 	in_wof[_pid] = false
 }
 
-/* once_run(): fn succeeds, fails, or is cancelled (once_abandon). Forks may come at any step. */
+/* run(): fn succeeds, fails, or is cancelled (abandon). Forks may come at any step. */
 inline run_fn()
 {
 	if
@@ -161,7 +161,7 @@ inline run_fn()
 	:: atomic { in_wof[_pid] = true; inflight[fnproc]-- };
 	   finish(INCOMPLETE); rc = 1                                  /* try_call failure */
 	:: atomic { in_wof[_pid] = true; inflight[fnproc]-- };
-	   finish(INCOMPLETE); rc = 2                                  /* cancelled: once_abandon */
+	   finish(INCOMPLETE); rc = 2                                  /* cancelled: abandon */
 	fi
 }
 

@@ -95,7 +95,7 @@ WOF_API WOF_COLD void *wof_internal_lazy_secret_slow(void **block, void *unset, 
  */
 static inline bool wof_internal_lazy_secret_done(wof_once_t *once)
 {
-	/* Acquire: pairs with the release that completes the once (src/once.c, once_finish), so
+	/* Acquire: pairs with the release that completes the once (src/once.c, finish), so
 	 * everything init wrote is visible to whoever sees the completed state. */
 	uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 	return WOF_LIKELY(WOF_INTERNAL_STATIC_CAST(uint32_t, word) == WOF_INTERNAL_ONCE_COMPLETE);

@@ -1,3 +1,0 @@
-/* SPDX-License-Identifier: MIT */
-/* Until the programs that include it move to tests/stress: the support library. */
-#include "lib/wof-test.h"
