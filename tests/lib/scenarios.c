@@ -100,6 +100,32 @@ void th_item_fill(void *arg)
 	(void)th_item_try(arg);
 }
 
+enum th_how th_racer_how(int id, bool use_try)
+{
+	return id % 4 == 3 ? TH_WAIT : use_try ? TH_TRY : TH_CALL;
+}
+
+bool th_item_take_part(struct th_item *it, enum th_how how)
+{
+	int rc;
+
+	switch (how) {
+	case TH_WAIT:
+		rc = wof_once_wait(&it->once);
+		break;
+	case TH_TRY:
+		do
+			rc = wof_once_try_call(&it->once, th_item_try, it);
+		while (rc == EAGAIN);
+		break;
+	default:
+		rc = wof_once_call(&it->once, th_item_fill, it);
+		break;
+	}
+	return rc == 0 && it->payload == th_payload_of(it) && th_runs(&it->runs) == 1 &&
+	       wof_once_is_completed(&it->once);
+}
+
 
 
 void th_block_fn(void *arg)

@@ -183,6 +183,13 @@ void th_item_fill(void *arg);
 /* How a thread takes part: wof_once_call, wof_once_try_call or wof_once_wait. */
 enum th_how { TH_CALL, TH_TRY, TH_WAIT };
 
+/* How racing thread `id` takes part: every fourth only waits (thread 0 always runs, so someone
+ * completes), the others call, or try_call when `use_try`. */
+enum th_how th_racer_how(int id, bool use_try);
+/* Takes part in it->once as `how` (retrying EAGAIN); whether the call returned 0, completed,
+ * after one completing run of fn whose payload it sees (a plain read: what TSan judges). */
+bool th_item_take_part(struct th_item *it, enum th_how how);
+
 /* A once whose fn blocks (in a cancellation point) until its gate opens. */
 enum th_block_end { TH_END_RETURN, TH_END_EXIT };
 

@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "helpers.h"
+#include "wof-test.h"
 
 /* ---- the interposers ---- */
 

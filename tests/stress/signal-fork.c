@@ -47,7 +47,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "wof-test.h"
 
 /* How long a child may take to finish the interrupted call (parks are bounded at ~50 ms). */
 #define PARK_DEADLINE_S 2.0

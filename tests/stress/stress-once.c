@@ -62,31 +62,14 @@ static void *race_thread(void *arg)
 {
 	struct racer *me = arg;
 	struct race *r = me->race;
-	/* Every fourth thread only waits; thread 0 always runs, so someone completes. */
-	enum th_how how = me->id % 4 == 3 ? TH_WAIT : r->use_try ? TH_TRY : TH_CALL;
+	enum th_how how = th_racer_how(me->id, r->use_try);
 	int offset = me->id % 2 ? me->id * 7 : 0;
 
 	for (int round = 0; round < r->rounds; round++) {
 		pthread_barrier_wait(&r->barrier);
 		for (int k = 0; k < BATCH; k++) {
 			struct th_item *it = &r->items[(k + offset) % BATCH];
-			int rc;
-			switch (how) {
-			case TH_WAIT:
-				rc = wof_once_wait(&it->once);
-				break;
-			case TH_TRY:
-				do
-					rc = wof_once_try_call(&it->once, th_item_try, it);
-				while (rc == EAGAIN);
-				break;
-			default:
-				rc = wof_once_call(&it->once, th_item_fill, it);
-				break;
-			}
-			/* The plain read of payload is what TSan judges. */
-			if (rc != 0 || it->payload != th_payload_of(it) ||
-			    th_runs(&it->runs) != 1 || !wof_once_is_completed(&it->once))
+			if (!th_item_take_part(it, how))
 				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
 		}
 		if (pthread_barrier_wait(&r->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)

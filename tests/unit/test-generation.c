@@ -192,7 +192,7 @@ Test(generation, child_differs_after_clone)
 	child_generation_differs(TH_CLONE);
 }
 
-/* Each of 16 generations differs from all its ancestors (the shared scenario, helpers.h). */
+/* Each of 16 generations differs from all its ancestors (the shared scenario, tests/lib). */
 static void chain(const enum th_fork_kind *kinds, int nkinds)
 {
 	const char *err;

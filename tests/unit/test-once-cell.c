@@ -11,311 +11,42 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "wof-test.h"
+#include "wof-test-values.h"
 
-static int value_a, value_b, value_c;
-static unsigned init_calls;
+TH_VALUE_OPS(once_cell, WOF_ONCE_CELL_INIT, NULL);
+#define OPS (&th_once_cell_ops)
 
-static void *init_arg(void *arg)
-{
-	init_calls++;
-	return arg;
-}
+/* ---- OnceCell: the behaviours shared with OnceLock (wof-test-values.h) --------------------- */
 
-static void *init_fails_enomem(void *arg)
-{
-	(void)arg;
-	init_calls++;
-	errno = ENOMEM;
-	return NULL;
-}
-
-static void *init_must_not_run(void *arg)
-{
-	(void)arg;
-	cr_assert_fail("init ran although a value was set");
-	return NULL;
-}
-
-/* ---- OnceCell: get / set / try_insert / take ------------------------------------------------ */
-
-Test(once_cell, get_on_empty_is_null_errno_unchanged)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
-
-Test(once_cell, set_then_get)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
-	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_must_not_run, NULL), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
-
-Test(once_cell, set_twice_is_eexist_value_unchanged)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_set(&cell, &value_b), EEXIST);
-	cr_assert_eq(wof_once_cell_set(&cell, &value_a), EEXIST);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
-}
-
-Test(once_cell, set_null_is_einval)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
-	cr_assert_eq(wof_once_cell_set(NULL, &value_a), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
-	cr_assert_eq(wof_once_cell_set(&cell, NULL), EINVAL);
-	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
-}
-
-Test(once_cell, try_insert_reports_the_current_value)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-	void *current = &value_c;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_a, &current), 0);
-	cr_assert_eq(current, &value_a);
-	current = &value_c;
-	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_b, &current), EEXIST);
-	cr_assert_eq(current, &value_a);
-	cr_assert_eq(wof_once_cell_try_insert(&cell, &value_b, NULL), EEXIST);
-	cr_assert_eq(wof_once_cell_try_insert(&cell, NULL, &current), EINVAL);
-	cr_assert_eq(wof_once_cell_try_insert(NULL, &value_b, &current), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_cell_get(&cell), &value_a);
-}
+TH_VALUE_TEST(once_cell, get_on_empty_is_null_errno_unchanged, OPS)
+TH_VALUE_TEST(once_cell, set_then_get, OPS)
+TH_VALUE_TEST(once_cell, set_twice_is_eexist_value_unchanged, OPS)
+TH_VALUE_TEST(once_cell, set_null_is_einval, OPS)
+TH_VALUE_TEST(once_cell, try_insert_reports_the_current_value, OPS)
+TH_VALUE_TEST(once_cell, get_or_init_runs_init_once_with_its_arg, OPS)
+TH_VALUE_TEST(once_cell, einval_for_null_cell_or_init, OPS)
+TH_VALUE_TEST(once_cell, reentry_from_get_or_init_is_edeadlk, OPS, .timeout = 10)
+TH_VALUE_TEST(once_cell, reentry_from_get_or_try_init_is_edeadlk, OPS, .timeout = 10)
+TH_VALUE_TEST(once_cell, all_zero_cell_is_empty_and_usable, OPS)
 
 Test(once_cell, take_returns_the_value_and_empties)
 {
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_take(&cell));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_cell_set(&cell, &value_a), 0);
-	cr_assert_eq(wof_once_cell_take(&cell), &value_a);
-	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_null(wof_once_cell_take(&cell));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_cell_set(&cell, &value_b), 0);
-	cr_assert_eq(wof_once_cell_take(&cell), &value_b);
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_c);
-	cr_assert_eq(init_calls, 1);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_cell_take(NULL));
-	cr_assert_eq(errno, EINVAL);
-}
-
-/* ---- OnceCell: get_or_init / get_or_try_init ------------------------------------------------ */
-
-Test(once_cell, get_or_init_runs_init_once_with_its_arg)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_b), &value_b);
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_c), &value_b);
-	cr_assert_eq(init_calls, 1);
-	cr_assert_eq(wof_once_cell_get(&cell), &value_b);
-	cr_assert_eq(wof_once_cell_set(&cell, &value_c), EEXIST);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	th_values_take_on_empty_is_null_errno_unchanged(OPS);
+	th_values_take_returns_the_value_and_empties(OPS);
 }
 
 Test(once_cell, init_returning_null_stores_nothing_and_is_retried)
 {
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get_or_init(&cell, init_fails_enomem, NULL));
-	cr_assert_eq(errno, ENOMEM, "errno is what init left");
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get(&cell));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, init_arg, &value_a), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(init_calls, 2);
-	/* A failed init does not block set either. */
-	wof_once_cell_t cell2 = WOF_ONCE_CELL_INIT;
-	cr_assert_null(wof_once_cell_get_or_init(&cell2, init_fails_enomem, NULL));
-	cr_assert_eq(wof_once_cell_set(&cell2, &value_b), 0);
-}
-
-Test(once_cell, einval_for_null_cell_or_init)
-{
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get_or_init(NULL, init_arg, &value_a));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get_or_init(&cell, NULL, NULL));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get(NULL));
-	cr_assert_eq(errno, EINVAL);
-	cr_assert_eq(init_calls, 0);
-}
-
-static unsigned try_calls;
-
-static int try_fails(void *arg, void **out)
-{
-	(void)arg;
-	*out = &value_c;
-	try_calls++;
-	return 1234;
-}
-
-static int try_ok(void *arg, void **out)
-{
-	try_calls++;
-	*out = arg;
-	return 0;
-}
-
-static int try_ok_but_null(void *arg, void **out)
-{
-	(void)arg;
-	(void)out;
-	try_calls++;
-	return 0;
+	th_values_init_returning_null_stores_nothing_and_is_retried(OPS);
+	th_values_init_returning_null_leaves_set_possible(OPS);
 }
 
 Test(once_cell, get_or_try_init_errors_success_and_null_out)
 {
-	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-	void *out = NULL;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_fails, NULL, &out), 1234);
-	cr_assert_null(wof_once_cell_get(&cell), "an error stores nothing");
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok_but_null, NULL, &out), EINVAL);
-	cr_assert_null(wof_once_cell_get(&cell), "0 with a NULL value stores nothing");
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_a, &out), 0);
-	cr_assert_eq(out, &value_a);
-	out = NULL;
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_b, &out), 0);
-	cr_assert_eq(out, &value_a, "a set cell returns its value without running init");
-	cr_assert_eq(try_calls, 3);
-	cr_assert_eq(wof_once_cell_get_or_try_init(NULL, try_ok, &value_b, &out), EINVAL);
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, NULL, &value_b, &out), EINVAL);
-	cr_assert_eq(wof_once_cell_get_or_try_init(&cell, try_ok, &value_b, NULL), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "int-returning: errno left alone");
-	cr_assert_eq(try_calls, 3);
-}
-
-/* ---- OnceCell: re-entry ------------------------------------------------------------------------ */
-
-struct reentry {
-	wof_once_cell_t cell;
-	void *r_get_or_init;
-	int e_get_or_init;
-	int r_set;
-	int r_try_insert;
-	int r_try_init;
-	void *r_get;
-	int e_get;
-	bool ran;
-};
-
-static void reenter_all(struct reentry *r)
-{
-	void *out = NULL;
-
-	r->ran = true;
-	errno = TH_ERRNO_SENTINEL;
-	r->r_get_or_init = wof_once_cell_get_or_init(&r->cell, init_arg, &value_c);
-	r->e_get_or_init = errno;
-	r->r_set = wof_once_cell_set(&r->cell, &value_c);
-	r->r_try_insert = wof_once_cell_try_insert(&r->cell, &value_c, NULL);
-	r->r_try_init = wof_once_cell_get_or_try_init(&r->cell, try_ok, &value_c, &out);
-	errno = TH_ERRNO_SENTINEL;
-	r->r_get = wof_once_cell_get(&r->cell);
-	r->e_get = errno;
-}
-
-static void *reentrant_init(void *arg)
-{
-	reenter_all(arg);
-	return &value_b;
-}
-
-static int reentrant_try_init(void *arg, void **out)
-{
-	reenter_all(arg);
-	*out = &value_b;
-	return 0;
-}
-
-static void check_reentry(struct reentry *r)
-{
-	cr_assert(r->ran);
-	cr_assert_null(r->r_get_or_init);
-	cr_assert_eq(r->e_get_or_init, EDEADLK);
-	cr_assert_eq(r->r_set, EDEADLK);
-	cr_assert_eq(r->r_try_insert, EDEADLK);
-	cr_assert_eq(r->r_try_init, EDEADLK);
-	cr_assert_null(r->r_get);
-	cr_assert_eq(r->e_get, TH_ERRNO_SENTINEL);
-	cr_assert_eq(init_calls, 0, "no init ran inside");
-	cr_assert_eq(try_calls, 0);
-	cr_assert_eq(wof_once_cell_get(&r->cell), &value_b, "the outer init's value is stored");
-}
-
-Test(once_cell, reentry_from_get_or_init_is_edeadlk, .timeout = 10)
-{
-	static struct reentry r;
-
-	cr_assert_eq(wof_once_cell_get_or_init(&r.cell, reentrant_init, &r), &value_b);
-	check_reentry(&r);
-}
-
-Test(once_cell, reentry_from_get_or_try_init_is_edeadlk, .timeout = 10)
-{
-	static struct reentry r;
-	void *out = NULL;
-
-	cr_assert_eq(wof_once_cell_get_or_try_init(&r.cell, reentrant_try_init, &r, &out), 0);
-	cr_assert_eq(out, &value_b);
-	check_reentry(&r);
-}
-
-Test(once_cell, all_zero_cell_is_empty_and_usable)
-{
-	wof_once_cell_t *cell = calloc(1, sizeof *cell);
-	static wof_once_cell_t zero_static;
-
-	cr_assert_not_null(cell);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get(cell));
-	cr_assert_null(wof_once_cell_take(cell));
-	cr_assert_eq(wof_once_cell_get_or_init(cell, init_arg, &value_a), &value_a);
-	cr_assert_eq(wof_once_cell_set(cell, &value_b), EEXIST);
-	cr_assert_eq(wof_once_cell_take(cell), &value_a);
-	cr_assert_null(wof_once_cell_get(&zero_static));
-	cr_assert_eq(wof_once_cell_set(&zero_static, &value_c), 0);
-	cr_assert_eq(wof_once_cell_get(&zero_static), &value_c);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	free(cell);
+	th_values_get_or_try_init_propagates_errors_unchanged(OPS);
+	th_values_get_or_try_init_success_fills_out(OPS);
+	th_values_get_or_try_init_zero_with_null_out_is_einval(OPS);
+	th_values_get_or_try_init_einval_for_null_arguments(OPS);
 }
 
 /* ---- LazyCell ------------------------------------------------------------------------------ */

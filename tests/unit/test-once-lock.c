@@ -10,18 +10,15 @@
 #include <semaphore.h>
 #include <stdlib.h>
 
-#include "wof-test.h"
+#include "wof-test-values.h"
 
-static int value_a, value_b, value_c;
-
-static unsigned init_calls;
-
-static void *init_a(void *arg)
+static void *lock_wait(void *lock)
 {
-	(void)arg;
-	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
-	return &value_a;
+	return wof_once_lock_wait(lock);
 }
+
+TH_VALUE_OPS(once_lock, WOF_ONCE_LOCK_INIT, lock_wait);
+#define OPS (&th_once_lock_ops)
 
 static void *init_b(void *arg)
 {
@@ -30,154 +27,28 @@ static void *init_b(void *arg)
 	return &value_b;
 }
 
-/* Returns its argument: the value is whatever the caller passed. */
-static void *init_arg(void *arg)
-{
-	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
-	return arg;
-}
+/* ---- the behaviours shared with OnceCell (wof-test-values.h) ------------------------------ */
 
-static void *init_fails_enomem(void *arg)
-{
-	(void)arg;
-	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
-	errno = ENOMEM;
-	return NULL;
-}
+TH_VALUE_TEST(once_lock, get_on_empty_is_null_errno_unchanged, OPS)
+TH_VALUE_TEST(once_lock, set_stores_and_get_returns_it, OPS)
+TH_VALUE_TEST(once_lock, set_twice_is_eexist_value_unchanged, OPS)
+TH_VALUE_TEST(once_lock, set_null_is_einval, OPS)
+TH_VALUE_TEST(once_lock, try_insert_reports_the_current_value, OPS)
+TH_VALUE_TEST(once_lock, take_returns_the_value_and_empties, OPS)
+TH_VALUE_TEST(once_lock, take_on_empty_is_null_errno_unchanged, OPS)
+TH_VALUE_TEST(once_lock, get_or_init_runs_init_once_with_its_arg, OPS)
+TH_VALUE_TEST(once_lock, init_returning_null_stores_nothing_and_is_retried, OPS)
+TH_VALUE_TEST(once_lock, init_returning_null_leaves_set_possible, OPS)
+TH_VALUE_TEST(once_lock, get_or_try_init_propagates_errors_unchanged, OPS)
+TH_VALUE_TEST(once_lock, get_or_try_init_success_fills_out, OPS)
+TH_VALUE_TEST(once_lock, get_or_try_init_zero_with_null_out_is_einval, OPS)
+TH_VALUE_TEST(once_lock, get_or_try_init_einval_for_null_arguments, OPS)
+TH_VALUE_TEST(once_lock, reentry_from_get_or_init_is_edeadlk, OPS, .timeout = 10)
+TH_VALUE_TEST(once_lock, reentry_from_get_or_try_init_is_edeadlk, OPS, .timeout = 10)
+TH_VALUE_TEST(once_lock, einval_for_null_lock_or_init, OPS)
+TH_VALUE_TEST(once_lock, all_zero_lock_is_empty_and_usable, OPS)
 
-static void *init_must_not_run(void *arg)
-{
-	(void)arg;
-	cr_assert_fail("init ran although a value was set");
-	return NULL;
-}
-
-/* ---- get / set / try_insert / take ------------------------------------------------------- */
-
-Test(once_lock, get_on_empty_is_null_errno_unchanged)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
-
-Test(once_lock, set_stores_and_get_returns_it)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_must_not_run, NULL), &value_a);
-	cr_assert_eq(wof_once_lock_wait(&lock), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
-
-Test(once_lock, set_twice_is_eexist_value_unchanged)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	int *mine = malloc(sizeof *mine);
-
-	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_set(&lock, mine), EEXIST);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "set returns its error, errno is left alone");
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-	/* The caller still owns `mine`: wof neither stored nor freed it. */
-	*mine = 42;
-	free(mine);
-	cr_assert_eq(wof_once_lock_set(&lock, &value_a), EEXIST, "even the same value");
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-}
-
-Test(once_lock, set_null_is_einval)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_set(&lock, NULL), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(wof_once_lock_set(NULL, &value_a), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	/* Nothing was stored: a real value still goes in. */
-	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	cr_assert_eq(wof_once_lock_set(&lock, NULL), EINVAL);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-}
-
-Test(once_lock, try_insert_reports_the_current_value)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	void *current = &value_c;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_try_insert(&lock, &value_a, &current), 0);
-	cr_assert_eq(current, &value_a);
-	current = &value_c;
-	cr_assert_eq(wof_once_lock_try_insert(&lock, &value_b, &current), EEXIST);
-	cr_assert_eq(current, &value_a, "EEXIST hands back the value already there");
-	cr_assert_eq(wof_once_lock_try_insert(&lock, &value_b, NULL), EEXIST);
-	cr_assert_eq(wof_once_lock_try_insert(&lock, NULL, &current), EINVAL);
-	cr_assert_eq(wof_once_lock_try_insert(NULL, &value_b, &current), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-}
-
-Test(once_lock, take_returns_the_value_and_empties)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	cr_assert_eq(wof_once_lock_set(&lock, &value_a), 0);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_take(&lock), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_null(wof_once_lock_take(&lock));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	/* Empty again: set works, and so does a new init. */
-	cr_assert_eq(wof_once_lock_set(&lock, &value_b), 0);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
-	cr_assert_eq(wof_once_lock_take(&lock), &value_b);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_a);
-	cr_assert_eq(init_calls, 1);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
-
-Test(once_lock, take_on_empty_is_null_errno_unchanged)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_take(&lock));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_take(NULL));
-	cr_assert_eq(errno, EINVAL);
-}
-
-/* ---- get_or_init --------------------------------------------------------------------------- */
-
-Test(once_lock, get_or_init_runs_init_once_with_its_arg)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_arg, &value_b), &value_b);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_arg, &value_c), &value_b);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_b);
-	cr_assert_eq(init_calls, 1);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
-	cr_assert_eq(wof_once_lock_set(&lock, &value_c), EEXIST);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-}
+/* ---- get_or_init among threads ------------------------------------------------------- */
 
 struct race {
 	wof_once_lock_t lock;
@@ -282,33 +153,6 @@ Test(once_lock, set_racing_threads_one_wins, .timeout = 30)
 	}
 }
 
-Test(once_lock, init_returning_null_stores_nothing_and_is_retried)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
-	cr_assert_eq(errno, ENOMEM, "errno is what init left");
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get(&lock));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
-	cr_assert_eq(errno, ENOMEM);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_a, NULL), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(init_calls, 3);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_a);
-}
-
-Test(once_lock, init_returning_null_leaves_set_possible)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
-	cr_assert_eq(wof_once_lock_set(&lock, &value_b), 0);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
-}
 
 /* A failing init that holds the lock until the waiters have arrived. */
 struct takeover {
@@ -391,111 +235,6 @@ Test(once_lock, waiting_caller_takes_over_after_failed_init, .timeout = 20)
 	sem_destroy(&t.started);
 }
 
-/* ---- get_or_try_init ----------------------------------------------------------------------- */
-
-static unsigned try_calls;
-
-static int try_fails_1234(void *arg, void **out)
-{
-	(void)arg;
-	(void)out;
-	try_calls++;
-	return 1234;
-}
-
-static int try_fails_eagain(void *arg, void **out)
-{
-	(void)arg;
-	*out = &value_c; /* filled, but the error wins: nothing is stored */
-	try_calls++;
-	return EAGAIN;
-}
-
-static int try_ok(void *arg, void **out)
-{
-	try_calls++;
-	*out = arg;
-	return 0;
-}
-
-static int try_ok_but_null(void *arg, void **out)
-{
-	(void)arg;
-	(void)out;
-	try_calls++;
-	return 0;
-}
-
-static int try_must_not_run(void *arg, void **out)
-{
-	(void)arg;
-	(void)out;
-	cr_assert_fail("try init ran although a value was set");
-	return 0;
-}
-
-Test(once_lock, get_or_try_init_propagates_errors_unchanged)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	void *out = NULL;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_fails_1234, NULL, &out), 1234);
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_fails_eagain, NULL, &out), EAGAIN);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "int-returning: errno left alone");
-	cr_assert_null(wof_once_lock_get(&lock), "a failed init stores nothing");
-	cr_assert_eq(try_calls, 2);
-	/* ... and the next call tries again. */
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_a, &out), 0);
-	cr_assert_eq(out, &value_a);
-	cr_assert_eq(try_calls, 3);
-}
-
-Test(once_lock, get_or_try_init_success_fills_out)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	void *out = NULL;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_b, &out), 0);
-	cr_assert_eq(out, &value_b);
-	cr_assert_eq(wof_once_lock_get(&lock), &value_b);
-	out = NULL;
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_must_not_run, NULL, &out), 0);
-	cr_assert_eq(out, &value_b, "a set lock returns its value without running init");
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(try_calls, 1);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_must_not_run, NULL), &value_b);
-}
-
-Test(once_lock, get_or_try_init_zero_with_null_out_is_einval)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	void *out = &value_c;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok_but_null, NULL, &out), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_once_lock_get(&lock), "nothing stored");
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_a, &out), 0);
-	cr_assert_eq(out, &value_a);
-	cr_assert_eq(try_calls, 2);
-}
-
-Test(once_lock, get_or_try_init_einval_for_null_arguments)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-	void *out = NULL;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_lock_get_or_try_init(NULL, try_ok, &value_a, &out), EINVAL);
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, NULL, &value_a, &out), EINVAL);
-	cr_assert_eq(wof_once_lock_get_or_try_init(&lock, try_ok, &value_a, NULL), EINVAL);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(try_calls, 0);
-	cr_assert_null(wof_once_lock_get(&lock));
-}
-
 /* ---- wait ------------------------------------------------------------------------------------ */
 
 struct waiter {
@@ -565,96 +304,6 @@ Test(once_lock, wait_returns_at_once_when_set)
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(wof_once_lock_wait(NULL));
 	cr_assert_eq(errno, EINVAL);
-}
-
-/* ---- re-entry ------------------------------------------------------------------------------- */
-
-struct reentry {
-	wof_once_lock_t lock;
-	wof_once_lock_t other;
-	void *r_get_or_init;
-	int e_get_or_init;
-	int r_set;
-	int r_try_insert;
-	void *r_wait;
-	int e_wait;
-	int r_try_init;
-	void *r_get;
-	int e_get;
-	void *r_take_other;
-	void *r_other;
-	bool ran;
-};
-
-static void reenter_all(struct reentry *r)
-{
-	void *out = NULL;
-
-	r->ran = true;
-	errno = TH_ERRNO_SENTINEL;
-	r->r_get_or_init = wof_once_lock_get_or_init(&r->lock, init_a, NULL);
-	r->e_get_or_init = errno;
-	errno = TH_ERRNO_SENTINEL;
-	r->r_wait = wof_once_lock_wait(&r->lock);
-	r->e_wait = errno;
-	r->r_set = wof_once_lock_set(&r->lock, &value_c);
-	r->r_try_insert = wof_once_lock_try_insert(&r->lock, &value_c, NULL);
-	r->r_try_init = wof_once_lock_get_or_try_init(&r->lock, try_ok, &value_c, &out);
-	errno = TH_ERRNO_SENTINEL;
-	r->r_get = wof_once_lock_get(&r->lock);
-	r->e_get = errno;
-	/* Another lock is independent: nesting is fine. */
-	r->r_other = wof_once_lock_get_or_init(&r->other, init_arg, &value_c);
-}
-
-static void *reentrant_init(void *arg)
-{
-	reenter_all(arg);
-	return &value_b;
-}
-
-static int reentrant_try_init(void *arg, void **out)
-{
-	reenter_all(arg);
-	*out = &value_b;
-	return 0;
-}
-
-static void check_reentry(struct reentry *r)
-{
-	cr_assert(r->ran);
-	cr_assert_null(r->r_get_or_init);
-	cr_assert_eq(r->e_get_or_init, EDEADLK);
-	cr_assert_null(r->r_wait);
-	cr_assert_eq(r->e_wait, EDEADLK);
-	cr_assert_eq(r->r_set, EDEADLK);
-	cr_assert_eq(r->r_try_insert, EDEADLK);
-	cr_assert_eq(r->r_try_init, EDEADLK);
-	cr_assert_null(r->r_get, "get from inside init: nothing set yet, and no hang");
-	cr_assert_eq(r->e_get, TH_ERRNO_SENTINEL);
-	cr_assert_eq(r->r_other, &value_c);
-	cr_assert_eq(init_calls, 1, "only the other lock's init ran inside");
-	cr_assert_eq(try_calls, 0);
-	cr_assert_eq(wof_once_lock_get(&r->lock), &value_b,
-	             "the outer init's value is stored");
-}
-
-Test(once_lock, reentry_from_get_or_init_is_edeadlk, .timeout = 10)
-{
-	static struct reentry r; /* all-zero: two empty locks */
-
-	cr_assert_eq(wof_once_lock_get_or_init(&r.lock, reentrant_init, &r), &value_b);
-	check_reentry(&r);
-}
-
-Test(once_lock, reentry_from_get_or_try_init_is_edeadlk, .timeout = 10)
-{
-	static struct reentry r; /* all-zero: two empty locks */
-	void *out = NULL;
-
-	cr_assert_eq(wof_once_lock_get_or_try_init(&r.lock, reentrant_try_init, &r, &out), 0);
-	cr_assert_eq(out, &value_b);
-	check_reentry(&r);
 }
 
 /* ---- cancellation --------------------------------------------------------------------------- */
@@ -740,48 +389,6 @@ Test(once_lock, cancelled_init_stores_nothing_waiter_takes_over, .timeout = 20)
 Test(once_lock, pthread_exit_in_init_stores_nothing_waiter_takes_over, .timeout = 20)
 {
 	run_cancel(true);
-}
-
-/* ---- invalid arguments, all-zero locks ---------------------------------------------------- */
-
-Test(once_lock, einval_for_null_lock_or_init)
-{
-	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
-
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get_or_init(NULL, init_a, NULL));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get_or_init(&lock, NULL, NULL));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get(NULL));
-	cr_assert_eq(errno, EINVAL);
-	cr_assert_eq(init_calls, 0);
-	cr_assert_null(wof_once_lock_get(&lock));
-}
-
-Test(once_lock, all_zero_lock_is_empty_and_usable)
-{
-	wof_once_lock_t *lock = calloc(1, sizeof *lock);
-	wof_once_lock_t *lock2 = calloc(1, sizeof *lock2);
-	static wof_once_lock_t zero_static; /* static storage: no initialiser at all */
-
-	cr_assert_not_null(lock);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get(lock));
-	cr_assert_null(wof_once_lock_take(lock));
-	cr_assert_eq(wof_once_lock_get_or_init(lock, init_a, NULL), &value_a);
-	cr_assert_eq(wof_once_lock_set(lock, &value_b), EEXIST);
-	cr_assert_eq(wof_once_lock_take(lock), &value_a);
-	cr_assert_eq(wof_once_lock_set(lock2, &value_b), 0);
-	cr_assert_eq(wof_once_lock_wait(lock2), &value_b);
-	cr_assert_null(wof_once_lock_get(&zero_static));
-	cr_assert_eq(wof_once_lock_set(&zero_static, &value_c), 0);
-	cr_assert_eq(wof_once_lock_get(&zero_static), &value_c);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	free(lock);
-	free(lock2);
 }
 
 /* ---- fork ----------------------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "wof-test.h"
+#include "wof-test-values.h"
 
 /* Values come from a pool; a child continues the parent's count, so its values are new. */
 static int pool[256];
@@ -397,30 +398,40 @@ static int ok_init(void *arg, void **out)
 
 enum first_call { FIRST_SET, FIRST_TRY_INSERT, FIRST_TAKE, FIRST_TRY_INIT, FIRST_WAIT, FIRST_N };
 
-static int child_lock_first_call(void *p)
+TH_VALUE_OPS(once_lock, WOF_ONCE_LOCK_INIT, NULL);
+TH_VALUE_OPS(once_cell, WOF_ONCE_CELL_INIT, NULL);
+
+/* The first call in a child is a.kind on the object of a.t (a once lock or a once cell). */
+struct first_call_arg {
+	struct child_arg a;
+	const struct th_value_ops *ops;
+	void *obj;
+};
+
+static int child_first_call(void *p)
 {
-	const struct child_arg *a = p;
-	enum first_call kind = (enum first_call)a->kind;
+	const struct first_call_arg *f = p;
+	const struct th_value_ops *ops = f->ops;
 	static int mine;
 	void *out = NULL;
 	pthread_t setter;
 
-	switch (kind) {
+	switch ((enum first_call)f->a.kind) {
 	case FIRST_SET:
-		TH_CHILD_CHECK(wof_once_lock_set(&lock, &mine) == 0);
+		TH_CHILD_CHECK(ops->set(f->obj, &mine) == 0);
 		break;
 	case FIRST_TRY_INSERT:
-		TH_CHILD_CHECK(wof_once_lock_try_insert(&lock, &mine, &out) == 0 && out == &mine);
+		TH_CHILD_CHECK(ops->try_insert(f->obj, &mine, &out) == 0 && out == &mine);
 		break;
 	case FIRST_TAKE:
-		TH_CHILD_CHECK(wof_once_lock_take(&lock) == NULL);
-		TH_CHILD_CHECK(wof_once_lock_set(&lock, &mine) == 0);
+		TH_CHILD_CHECK(ops->take(f->obj) == NULL);
+		TH_CHILD_CHECK(ops->set(f->obj, &mine) == 0);
 		break;
 	case FIRST_TRY_INIT:
-		TH_CHILD_CHECK(wof_once_lock_get_or_try_init(&lock, ok_init, &mine, &out) == 0);
+		TH_CHILD_CHECK(ops->get_or_try_init(f->obj, ok_init, &mine, &out) == 0);
 		TH_CHILD_CHECK(out == &mine);
 		break;
-	case FIRST_WAIT:
+	case FIRST_WAIT: /* once locks only */
 		TH_CHILD_CHECK(pthread_create(&setter, NULL, wait_setter, &mine) == 0);
 		TH_CHILD_CHECK(wof_once_lock_wait(&lock) == &mine);
 		pthread_join(setter, NULL);
@@ -428,66 +439,35 @@ static int child_lock_first_call(void *p)
 	default:
 		TH_CHILD_CHECK(false);
 	}
-	TH_CHILD_CHECK(wof_once_lock_get(&lock) == &mine);
-	CHECK_EVENTS(&types[0], "W", a->parent_value);
-	TH_CHILD_CHECK(th_count('L') == 1);
+	TH_CHILD_CHECK(ops->get(f->obj) == &mine);
+	CHECK_EVENTS(f->a.t, "W", f->a.parent_value);
+	TH_CHILD_CHECK(th_count(f->a.t->wipe) == 1);
 	return 0;
+}
+
+static void first_calls(enum th_fork_kind how, const struct type *t,
+                        const struct th_value_ops *ops, void *obj, int kinds)
+{
+	void *parent = t->make();
+
+	th_log_reset();
+	for (int k = 0; k < kinds; k++) {
+		struct first_call_arg arg = { { t, how, parent, k }, ops, obj };
+		cr_assert_eq(th_in_child(how, child_first_call, &arg), 0, "%s, first call %d: %s",
+		             t->name, k, th_why);
+	}
+	assert_no_wipe_here();
 }
 
 TH_FORK_TEST(wipe, lock_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
-	void *parent = lock_make();
-	th_log_reset();
-	for (int k = 0; k < FIRST_N; k++) {
-		struct child_arg arg = { &types[0], how, parent, k };
-		cr_assert_eq(th_in_child(how, child_lock_first_call, &arg), 0, "first call %d: %s",
-		             k, th_why);
-	}
-	assert_no_wipe_here();
+	first_calls(how, &types[0], &th_once_lock_ops, &lock, FIRST_N);
 }
 
 /* Every other kind of first call on a once cell (get and get_or_init are above). */
-static int child_cell_first_call(void *p)
-{
-	const struct child_arg *a = p;
-	enum first_call kind = (enum first_call)a->kind;
-	static int mine;
-	void *out = NULL;
-
-	switch (kind) {
-	case FIRST_SET:
-		TH_CHILD_CHECK(wof_once_cell_set(&cell, &mine) == 0);
-		break;
-	case FIRST_TRY_INSERT:
-		TH_CHILD_CHECK(wof_once_cell_try_insert(&cell, &mine, &out) == 0 && out == &mine);
-		break;
-	case FIRST_TAKE:
-		TH_CHILD_CHECK(wof_once_cell_take(&cell) == NULL);
-		TH_CHILD_CHECK(wof_once_cell_set(&cell, &mine) == 0);
-		break;
-	case FIRST_TRY_INIT:
-		TH_CHILD_CHECK(wof_once_cell_get_or_try_init(&cell, ok_init, &mine, &out) == 0);
-		TH_CHILD_CHECK(out == &mine);
-		break;
-	default:
-		TH_CHILD_CHECK(false);
-	}
-	TH_CHILD_CHECK(wof_once_cell_get(&cell) == &mine);
-	CHECK_EVENTS(&types[3], "W", a->parent_value);
-	TH_CHILD_CHECK(th_count('C') == 1);
-	return 0;
-}
-
 TH_FORK_TEST(wipe, cell_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
-	void *parent = cell_make();
-	th_log_reset();
-	for (int k = 0; k < FIRST_WAIT; k++) {
-		struct child_arg arg = { &types[3], how, parent, k };
-		cr_assert_eq(th_in_child(how, child_cell_first_call, &arg), 0, "first call %d: %s",
-		             k, th_why);
-	}
-	assert_no_wipe_here();
+	first_calls(how, &types[3], &th_once_cell_ops, &cell, FIRST_WAIT);
 }
 
 /* ---- nothing held at fork: no on_wipe -------------------------------------------------------- */
@@ -862,40 +842,18 @@ static void run_forking_init(enum th_fork_kind how, enum forking f)
 	assert_no_wipe_here();
 }
 
-TH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_init, .timeout = 30)
-{
-	run_forking_init(how, FK_LOCK);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_once_lock_get_or_try_init, .timeout = 30)
-{
-	run_forking_init(how, FK_LOCK_TRY);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_lazy_lock_force, .timeout = 30)
-{
-	run_forking_init(how, FK_LAZY_LOCK);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_lazy_static, .timeout = 30)
-{
-	run_forking_init(how, FK_STATIC);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_init, .timeout = 30)
-{
-	run_forking_init(how, FK_CELL);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_once_cell_get_or_try_init, .timeout = 30)
-{
-	run_forking_init(how, FK_CELL_TRY);
-}
-
-TH_FORK_TEST(wipe, init_that_forks_lazy_cell_force, .timeout = 30)
-{
-	run_forking_init(how, FK_LAZY_CELL);
-}
+#define INIT_THAT_FORKS_TEST(name, f)                                                          \
+	TH_FORK_TEST(wipe, init_that_forks_##name, .timeout = 30)                              \
+	{                                                                                      \
+		run_forking_init(how, f);                                                      \
+	}
+INIT_THAT_FORKS_TEST(once_lock_get_or_init, FK_LOCK)
+INIT_THAT_FORKS_TEST(once_lock_get_or_try_init, FK_LOCK_TRY)
+INIT_THAT_FORKS_TEST(lazy_lock_force, FK_LAZY_LOCK)
+INIT_THAT_FORKS_TEST(lazy_static, FK_STATIC)
+INIT_THAT_FORKS_TEST(once_cell_get_or_init, FK_CELL)
+INIT_THAT_FORKS_TEST(once_cell_get_or_try_init, FK_CELL_TRY)
+INIT_THAT_FORKS_TEST(lazy_cell_force, FK_LAZY_CELL)
 
 /* After an init forked, a grandchild made by that child still sees nothing held. */
 static int forked_then_grandchild(void *p)
