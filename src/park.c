@@ -120,8 +120,10 @@ static struct bucket *bucket_of(uint64_t *word)
 	for (;;) {
 		/* Acquire: pairs with the release that marks the bucket ready. */
 		uint64_t stamp = __atomic_load_n(&b->stamp, __ATOMIC_ACQUIRE);
-		if (stamp == ready)
+		if (stamp == ready) {
+			wof_internal_tsan_acquire(b); /* the mutex's init, for a TSan consumer */
 			return b;
+		}
 		if (stamp == (ready & ~(uint64_t)1)) {
 			sched_yield(); /* a sibling thread is initialising it */
 			continue;
@@ -136,6 +138,7 @@ static struct bucket *bucket_of(uint64_t *word)
 			pthread_mutex_init(&b->mutex, NULL);
 			pthread_cond_init(&b->cond, &attr);
 			pthread_condattr_destroy(&attr);
+			wof_internal_tsan_release(b);
 			/* Release: pairs with the acquire above; the mutex is usable once seen. */
 			__atomic_store_n(&b->stamp, ready, __ATOMIC_RELEASE);
 			return b;
