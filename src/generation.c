@@ -56,6 +56,7 @@
 
 #if WOF_HAVE_FORK
 #include <pthread.h>
+#include <sched.h>
 
 /* Whole pages of its own, so that MADV_WIPEONFORK marks the page and nothing else. */
 #define FORK_PAGE_ALIGNED __attribute__((__aligned__(WOF_INTERNAL_FORK_PAGE)))
@@ -139,15 +140,29 @@ static void wipe_page(void)
 #endif
 
 #if WOF_HAVE_FORK
-/* Register the atfork handler unless done; one thread tries at a time, a failure is retried. */
+/*
+ * Register the atfork handler unless done; one thread tries at a time, a failure is retried.
+ * A thread that finds another registering waits for the outcome, so that no first call
+ * returns while detection is still being set up (wof_fork_detection() would say "none", and
+ * secret memory would be refused). The wait is bounded: a child forked (from a signal
+ * handler) while its parent was registering inherits REGISTERING with no thread to finish it.
+ */
 static void register_atfork(void)
 {
 	int expected = ATFORK_NONE;
 
 	/* Relaxed: the state elects one registering thread and publishes nothing. */
 	if (!__atomic_compare_exchange_n(&atfork_state, &expected, ATFORK_REGISTERING, false,
-	                                 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	                                 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		for (int spins = 0; spins < 10000 && expected == ATFORK_REGISTERING; spins++) {
+			sched_yield();
+			expected = __atomic_load_n(&atfork_state, __ATOMIC_RELAXED);
+		}
+		if (expected == ATFORK_REGISTERING) /* orphaned: take over */
+			__atomic_compare_exchange_n(&atfork_state, &expected, ATFORK_NONE, false,
+			                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		return;
+	}
 	int rc = pthread_atfork(NULL, NULL, clear_page_in_child);
 	__atomic_store_n(&atfork_state, rc == 0 ? ATFORK_DONE : ATFORK_NONE, __ATOMIC_RELAXED);
 }
