@@ -723,6 +723,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (TH_SANITIZER && !TH_TSAN && strcmp(argv[1], "claim") == 0) {
+		/* ASan and UBSan put shadow checks, some out of line, between libwof's last
+		 * generation read and its call of fn: the test's window no longer describes it. */
+		printf("skipped: sanitizer instrumentation moves libwof's code around the window\n");
+		return TH_SKIP;
+	}
 	if (TH_TSAN && strcmp(argv[1], "claim") == 0) {
 		/* TSan defers a handler until the thread enters its runtime (an interceptor, an
 		 * atomic access): the forks land there, inside libwof's generation read among
