@@ -20,6 +20,7 @@
 
 #include "fastpath.hh"
 
+#include <cstdlib>
 #include <mutex>
 
 #include <wof.h>
@@ -62,17 +63,25 @@ struct WofOnceCall {
 	static void prepare() { (void)call(object()); }
 };
 
-// Its caller branches on the answer, as the flag's does (a row that turned the answer into a
-// value would time setne and movzbl, which no caller of a yes/no check pays).
+// Its caller branches on the answer, as the flag's caller does (a row that turned the answer
+// into a value would time setne and movzbl, which no caller of a yes/no check pays). The branch
+// leads to a noreturn function, which gcc places out of line whatever else the loop holds: with
+// a fallback that returns into the loop, gcc 12 duplicated the loop's latch and took two
+// branches per iteration. prepare() completed the once, so the loop never takes it.
+[[noreturn]] WOF_BENCH_NOINLINE void not_completed()
+{
+	std::abort();
+}
+
 struct WofOnceIsCompleted {
 	using Object = wof_once_t;
 	static constexpr Peer peer = WOF;
 	static Object *object() { return &wof_once; }
 	static int call(Object *once)
 	{
-		if (WOF_BENCH_LIKELY(wof_once_is_completed(once)))
-			return 0;
-		return WofOnceCall::call(once);
+		if (!WOF_BENCH_LIKELY(wof_once_is_completed(once)))
+			not_completed();
+		return 0;
 	}
 	static void prepare() { (void)WofOnceCall::call(object()); }
 };

@@ -142,7 +142,12 @@ struct WofLazyGlobal {
 	static void prepare() { (void)call(object()); }
 };
 
-// Its caller tests the pointer, as the flag's caller tests the flag.
+// Its caller tests the pointer and has a slow path of its own, as the flag's caller does.
+WOF_BENCH_NOINLINE Gadget *peek_fallback()
+{
+	return global_gadget();
+}
+
 struct WofLazyPeek {
 	using Object = int;
 	static constexpr Peer peer = WOF_LAZY_GLOBAL;
@@ -152,7 +157,7 @@ struct WofLazyPeek {
 		Gadget *g = WOF_LAZY_PEEK(global_gadget);
 		if (WOF_BENCH_LIKELY(g != nullptr))
 			return g;
-		return global_gadget();
+		return peek_fallback();
 	}
 	static void prepare() { (void)global_gadget(); }
 };
