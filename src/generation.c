@@ -202,6 +202,7 @@ uint32_t wof_internal_generation_refresh(void)
 	/* Registered before a generation is taken, so no fork() sees one it would not clear. */
 	if (__atomic_load_n(&atfork_state, __ATOMIC_RELAXED) != ATFORK_DONE)
 		register_atfork();
+	/* Relaxed, the states throughout: they steer retries and publish no data. */
 	int wipe = __atomic_load_n(&wipe_state, __ATOMIC_RELAXED);
 	if (wipe == WIPE_UNKNOWN || wipe == WIPE_TRANSIENT)
 		wipe_page();
@@ -230,6 +231,7 @@ WOF_API unsigned wof_fork_detection(void)
 	if (!WOF_HAVE_FORK)
 		return WOF_FORK_DETECT_NO_FORK;
 	unsigned how = WOF_FORK_DETECT_NONE;
+	/* Relaxed: the states publish no data; this reports what is in effect. */
 	if (__atomic_load_n(&atfork_state, __ATOMIC_RELAXED) == ATFORK_DONE)
 		how |= WOF_FORK_DETECT_ATFORK;
 	if (__atomic_load_n(&wipe_state, __ATOMIC_RELAXED) == WIPE_WORKS)

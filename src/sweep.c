@@ -58,6 +58,7 @@ void wof_internal_sweep_list_lazy_static(const void *lazy)
 WOF_API size_t wof_sweep(void)
 {
 	int saved_errno = errno;
+	/* Relaxed, as in list(): each object's own once word orders its wipe. */
 	unsigned n = __atomic_load_n(&used, __ATOMIC_RELAXED);
 	size_t hooks = 0;
 
