@@ -24,6 +24,16 @@
 
 /* ---- Time, naps, flags ---- */
 
+bool th_all_bytes(const void *p, size_t n, unsigned char c)
+{
+	const volatile unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != c)
+			return false;
+	return true;
+}
+
 double th_now(void)
 {
 #ifdef _WIN32

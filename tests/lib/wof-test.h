@@ -85,7 +85,10 @@ extern "C" {
 #define TH_SANITIZER 0
 #endif
 
-/* ---- Time, naps, flags: everywhere ---- */
+/* ---- Time, naps, flags, memory: everywhere ---- */
+
+/* Whether all `n` bytes at `p` equal `c`, each read from memory as it is now (volatile). */
+bool th_all_bytes(const void *p, size_t n, unsigned char c);
 
 /* Seconds on a monotonic clock. */
 double th_now(void);

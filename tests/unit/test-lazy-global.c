@@ -18,15 +18,6 @@
 
 /* ---- the pool, defined in this file ------------------------------------------------------- */
 
-static bool all_bytes(const void *p, size_t n, unsigned char c)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != c)
-			return false;
-	return true;
-}
 
 static unsigned pool_inits, pool_dirty; /* inits, and inits handed a slot not all zero */
 static bool pool_fail, pool_reenter;
@@ -36,7 +27,7 @@ static int reentry_mine_errno, reentry_other_errno;
 static int pool_init(struct pool *slot)
 {
 	pool_inits++;
-	if (slot->owner != 0 || !all_bytes(slot->bytes, sizeof slot->bytes, 0))
+	if (slot->owner != 0 || !th_all_bytes(slot->bytes, sizeof slot->bytes, 0))
 		pool_dirty++;
 	if (pool_reenter) {
 		errno = 0;
@@ -85,7 +76,7 @@ Test(lazy_global, one_object_and_one_init_whichever_file_calls)
 	cr_assert_eq(other_pool(), pool);
 	cr_assert_eq(pool_inits, 1);
 	cr_assert_eq(pool_dirty, 0);
-	cr_assert(all_bytes(pool->bytes, sizeof pool->bytes, 0x5A));
+	cr_assert(th_all_bytes(pool->bytes, sizeof pool->bytes, 0x5A));
 }
 
 #define RACERS 16
@@ -291,7 +282,7 @@ TH_FORK_TEST(lazy_global, child_remakes_a_global_without_on_wipe_in_a_zeroed_slo
 	cr_assert_not_null(parent_pool);
 	TH_ASSERT_CHILD(how, child_remakes_pool, NULL);
 	cr_assert_eq(parent_pool->owner, getpid());
-	cr_assert(all_bytes(parent_pool->bytes, sizeof parent_pool->bytes, 0x5A));
+	cr_assert(th_all_bytes(parent_pool->bytes, sizeof parent_pool->bytes, 0x5A));
 	cr_assert_eq(pool_inits, 1);
 }
 

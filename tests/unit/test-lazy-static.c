@@ -15,15 +15,6 @@ struct big {
 	unsigned char bytes[4096];
 };
 
-static bool all_bytes(const void *p, size_t n, unsigned char c)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != c)
-			return false;
-	return true;
-}
 
 /* ---- a 4 KiB static --------------------------------------------------------------------- */
 
@@ -33,7 +24,7 @@ static unsigned big_dirty_inits; /* inits that were handed a slot that was not a
 static int big_init(struct big *slot)
 {
 	big_inits++;
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		big_dirty_inits++;
 	memset(slot, 0xB1, sizeof *slot);
 	return 0;
@@ -50,7 +41,7 @@ Test(lazy_static, init_gets_a_zero_filled_4k_slot_and_the_pointer_is_stable)
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(big_inits, 1);
 	cr_assert_eq(big_dirty_inits, 0, "init must receive a zero-filled slot");
-	cr_assert(all_bytes(p, sizeof *p, 0xB1), "the pointer is the slot init filled");
+	cr_assert(th_all_bytes(p, sizeof *p, 0xB1), "the pointer is the slot init filled");
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(big(), p);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
@@ -116,7 +107,7 @@ Test(lazy_static, several_statics_in_one_file_are_independent)
 	static int race##n##_init(struct big *slot)                                               \
 	{                                                                                         \
 		__atomic_fetch_add(&race##n##_inits, 1, __ATOMIC_RELAXED);                        \
-		if (!all_bytes(slot, sizeof *slot, 0))                                            \
+		if (!th_all_bytes(slot, sizeof *slot, 0))                                            \
 			race##n##_dirty++;                                                        \
 		th_nap(2000);                                                                   \
 		memset(slot, n, sizeof *slot);                                                    \
@@ -150,7 +141,7 @@ static void *racer(void *arg)
 	pthread_barrier_wait(&r->race->barrier);
 	struct big *p = r->race->accessor();
 	r->race->got[r->index] = p;
-	r->race->whole[r->index] = p && all_bytes(p, sizeof *p, r->race->fill);
+	r->race->whole[r->index] = p && th_all_bytes(p, sizeof *p, r->race->fill);
 	return NULL;
 }
 
@@ -194,7 +185,7 @@ static unsigned flaky_inits, flaky_dirty_inits, flaky_failures_left;
 static int flaky_init(struct big *slot)
 {
 	__atomic_fetch_add(&flaky_inits, 1, __ATOMIC_RELAXED);
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		flaky_dirty_inits++;
 	if (flaky_failures_left > 0) {
 		flaky_failures_left--;
@@ -223,7 +214,7 @@ Test(lazy_static, failed_init_is_null_and_retried_with_a_zeroed_slot)
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(flaky_inits, 3);
 	cr_assert_eq(flaky_dirty_inits, 0, "every retry gets a zero-filled slot");
-	cr_assert(all_bytes(p, sizeof *p, 0x11));
+	cr_assert(th_all_bytes(p, sizeof *p, 0x11));
 	cr_assert_eq(flaky(), p);
 	cr_assert_eq(flaky_inits, 3);
 }
@@ -236,7 +227,7 @@ static int slow_fail_init(struct big *slot)
 {
 	unsigned n = __atomic_fetch_add(&slow_fail_inits, 1, __ATOMIC_RELAXED);
 
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		slow_fail_dirty++;
 	if (n == 0) {
 		memset(slot, 0xEE, sizeof *slot);
@@ -272,7 +263,7 @@ Test(lazy_static, waiter_takes_over_a_failed_init_with_a_zeroed_slot, .timeout =
 	for (int i = 0; i < 4; i++) {
 		pthread_join(waiters[i], &ret);
 		cr_assert_not_null(ret);
-		cr_assert(all_bytes(ret, sizeof(struct big), 0x22));
+		cr_assert(th_all_bytes(ret, sizeof(struct big), 0x22));
 	}
 	cr_assert_eq(slow_fail_inits, 2);
 	cr_assert_eq(slow_fail_dirty, 0);
@@ -288,7 +279,7 @@ static int cancel_init(struct big *slot)
 {
 	unsigned n = __atomic_fetch_add(&cancel_inits, 1, __ATOMIC_RELAXED);
 
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		cancel_dirty++;
 	if (n == 0) {
 		memset(slot, 0xCC, sizeof *slot);
@@ -323,7 +314,7 @@ Test(lazy_static, cancelled_init_stores_nothing_waiter_gets_a_zeroed_slot, .time
 	cr_assert_eq(ret, PTHREAD_CANCELED);
 	pthread_join(waiter, &ret);
 	cr_assert_not_null(ret);
-	cr_assert(all_bytes(ret, sizeof(struct big), 0x33));
+	cr_assert(th_all_bytes(ret, sizeof(struct big), 0x33));
 	cr_assert_eq(cancel_inits, 2);
 	cr_assert_eq(cancel_dirty, 0, "the waiter's init got a zeroed slot");
 	sem_destroy(&cancel_started);
@@ -368,7 +359,7 @@ static unsigned fork_inits, fork_dirty;
 static int fork_init(struct big *slot)
 {
 	fork_inits++;
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		fork_dirty++;
 	/* A byte pattern that tells processes apart. */
 	memset(slot, (unsigned char)(getpid() | 1), sizeof *slot);
@@ -390,7 +381,7 @@ static int child_reinitialises(void *arg)
 	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	TH_CHILD_CHECK(fork_inits == before + 1);
 	TH_CHILD_CHECK(fork_dirty == 0); /* the parent's bytes were zeroed before init */
-	TH_CHILD_CHECK(all_bytes(p, sizeof *p, (unsigned char)(getpid() | 1)));
+	TH_CHILD_CHECK(th_all_bytes(p, sizeof *p, (unsigned char)(getpid() | 1)));
 	TH_CHILD_CHECK(per_process() == p);
 	TH_CHILD_CHECK(fork_inits == before + 1);
 	return 0;
@@ -402,7 +393,7 @@ static int child_and_grandchild(void *arg)
 
 	TH_CHILD_CHECK(child_reinitialises(NULL) == 0);
 	TH_CHILD_CHECK(th_in_child(how, child_reinitialises, NULL) == 0);
-	TH_CHILD_CHECK(all_bytes(per_process(), sizeof(struct big), (unsigned char)(getpid() | 1)));
+	TH_CHILD_CHECK(th_all_bytes(per_process(), sizeof(struct big), (unsigned char)(getpid() | 1)));
 	return 0;
 }
 
@@ -414,6 +405,6 @@ TH_FORK_TEST(lazy_static, fork_child_runs_init_again_in_a_zeroed_slot, .timeout 
 	TH_ASSERT_CHILD(how, child_reinitialises, NULL);
 	TH_ASSERT_CHILD(how, child_and_grandchild, &how);
 	cr_assert_eq(per_process(), parent_slot);
-	cr_assert(all_bytes(parent_slot, sizeof *parent_slot, mine), "the parent keeps its bytes");
+	cr_assert(th_all_bytes(parent_slot, sizeof *parent_slot, mine), "the parent keeps its bytes");
 	cr_assert_eq(fork_inits, 1);
 }

@@ -34,15 +34,6 @@ static size_t page(void)
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static bool all_bytes(const void *p, size_t n, unsigned char c)
-{
-	const volatile unsigned char *b = p; /* read the memory as it is, every byte */
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != c)
-			return false;
-	return true;
-}
 
 static bool aligned(const void *p, size_t alignment)
 {
@@ -73,12 +64,12 @@ Test(secret, blocks_of_every_size_are_zero_filled_aligned_distinct_and_writable)
 		if (sizes[i] > 2048)
 			cr_assert(aligned(p[i], page()), "large block %zu not page-aligned",
 			          sizes[i]);
-		cr_assert(all_bytes(p[i], sizes[i], 0), "size %zu is not zero-filled", sizes[i]);
+		cr_assert(th_all_bytes(p[i], sizes[i], 0), "size %zu is not zero-filled", sizes[i]);
 		memset(p[i], (int)(i + 1), sizes[i]);
 	}
 	/* No two blocks overlap: each still holds its own fill. */
 	for (size_t i = 0; i < NSIZES; i++) {
-		cr_assert(all_bytes(p[i], sizes[i], (unsigned char)(i + 1)),
+		cr_assert(th_all_bytes(p[i], sizes[i], (unsigned char)(i + 1)),
 		          "block of size %zu was overwritten by another", sizes[i]);
 		for (size_t j = 0; j < i; j++)
 			cr_assert(p[i] + sizes[i] <= p[j] || p[j] + sizes[j] <= p[i],
@@ -131,12 +122,12 @@ Test(secret, free_zeroes_the_bytes_and_the_block_is_reused_zeroed)
 		wof_secret_free(p);
 		cr_assert_eq(errno, TH_SKIP, "size %zu: free changed errno", sizes[i]);
 		/* The range stays mapped: reading it shows what free left behind. */
-		cr_assert(all_bytes(p, sizes[i], 0), "size %zu: freed bytes not zeroed", sizes[i]);
-		cr_assert(all_bytes(keep, sizes[i], 0x11), "size %zu: free touched a neighbour",
+		cr_assert(th_all_bytes(p, sizes[i], 0), "size %zu: freed bytes not zeroed", sizes[i]);
+		cr_assert(th_all_bytes(keep, sizes[i], 0x11), "size %zu: free touched a neighbour",
 		          sizes[i]);
 		unsigned char *again = wof_secret_alloc(sizes[i]);
 		cr_assert_eq(again, p, "size %zu: the freed block was not reused", sizes[i]);
-		cr_assert(all_bytes(again, sizes[i], 0));
+		cr_assert(th_all_bytes(again, sizes[i], 0));
 		wof_secret_free(again);
 		wof_secret_free(keep);
 	}
@@ -152,7 +143,7 @@ Test(secret, many_blocks_span_regions_and_come_back)
 		for (int i = 0; i < N; i++) {
 			p[i] = wof_secret_alloc(16 + (size_t)(i % 3) * 8); /* classes 16 and 32 */
 			cr_assert_not_null(p[i]);
-			cr_assert(all_bytes(p[i], 16, 0));
+			cr_assert(th_all_bytes(p[i], 16, 0));
 			memcpy(p[i], &i, sizeof i);
 		}
 		for (int i = 0; i < N; i++)
@@ -246,7 +237,7 @@ static int before_key = 0x5eed; /* ordinary statics defined around a lazy secret
 static int make_key(struct key *k)
 {
 	key_inits++;
-	if (!all_bytes(k, sizeof *k, 0))
+	if (!th_all_bytes(k, sizeof *k, 0))
 		return EILSEQ; /* init must get a zeroed slot */
 	memset(k, 0xA0 + (key_inits & 0xF), sizeof *k);
 	return 0;
@@ -294,13 +285,13 @@ static void scene_setup(struct fork_scene *s, enum th_fork_kind kind)
 static void scene_check_parent(struct fork_scene *s)
 {
 	for (size_t i = 0; i < NFORK; i++)
-		cr_assert(all_bytes(s->block[i], fork_sizes[i], (unsigned char)(0xC0 + i)),
+		cr_assert(th_all_bytes(s->block[i], fork_sizes[i], (unsigned char)(0xC0 + i)),
 		          "the parent's block of %zu bytes changed", fork_sizes[i]);
-	cr_assert(all_bytes(s->key, sizeof *s->key, 0xA1), "the parent's key changed");
+	cr_assert(th_all_bytes(s->key, sizeof *s->key, 0xA1), "the parent's key changed");
 	cr_assert_eq(session_key(), s->key);
 	cr_assert_eq(key_inits, 1, "the parent's key was made again");
 	for (size_t i = 0; i < 64; i++)
-		cr_assert(all_bytes(s->taken[i], 16, 0x77));
+		cr_assert(th_all_bytes(s->taken[i], 16, 0x77));
 	cr_assert_eq(*s->heap_before + *s->heap_after + before_key + after_key,
 	             1234 + 5678 + 0x5eed + 0xfeed);
 }
@@ -316,12 +307,12 @@ static int scene_child(void *arg)
 	struct fork_scene *s = arg;
 
 	for (size_t i = 0; i < NFORK; i++)
-		if (!all_bytes(s->block[i], fork_sizes[i], 0))
+		if (!th_all_bytes(s->block[i], fork_sizes[i], 0))
 			return 10 + (int)i;
-	if (!all_bytes(s->key, sizeof *s->key, 0))
+	if (!th_all_bytes(s->key, sizeof *s->key, 0))
 		return 20;
 	for (size_t i = 0; i < 64; i++)
-		if (!all_bytes(s->taken[i], 16, 0))
+		if (!th_all_bytes(s->taken[i], 16, 0))
 			return 21;
 	if (*s->heap_before != 1234 || *s->heap_after != 5678)
 		return 30;
@@ -336,7 +327,7 @@ static int scene_child(void *arg)
 		return 40;
 	if (key_inits != 2)
 		return 41;
-	if (!all_bytes(k, sizeof *k, 0xA2))
+	if (!th_all_bytes(k, sizeof *k, 0xA2))
 		return 42;
 	if (session_key() != k || key_inits != 2)
 		return 43;
@@ -364,7 +355,7 @@ static int scene_child(void *arg)
 	for (size_t i = 0; i < NFORK; i++) {
 		memset(s->block[i], 0x42, fork_sizes[i]);
 		wof_secret_free(s->block[i]);
-		if (!all_bytes(s->block[i], fork_sizes[i], 0))
+		if (!th_all_bytes(s->block[i], fork_sizes[i], 0))
 			return 60;
 	}
 	return 0;
@@ -436,7 +427,7 @@ static int churn_child(void *arg)
 	for (int t = 0; t < CHURNERS; t++)
 		for (int i = 0; i < CHURN_LIVE; i++) {
 			unsigned char *p = __atomic_load_n(&c->live[t][i], __ATOMIC_RELAXED);
-			if (p && !all_bytes(p, 16, 0))
+			if (p && !th_all_bytes(p, 16, 0))
 				return 1;
 		}
 	for (int round = 0; round < 3; round++) {
@@ -503,7 +494,7 @@ static int token_inits, token_dirty;
 static int make_token(struct token *t)
 {
 	__atomic_add_fetch(&token_inits, 1, __ATOMIC_RELAXED);
-	if (!all_bytes(t, sizeof *t, 0))
+	if (!th_all_bytes(t, sizeof *t, 0))
 		token_dirty++;
 	th_nap(2000); /* long enough that racing threads find it running */
 	for (int i = 0; i < 4; i++)
@@ -881,7 +872,7 @@ Test(secret_misuse, foreign_inner_and_double_frees_are_einval_under_ndebug)
 	errno = 0;
 	wof_secret_free(p + 16);
 	cr_assert_eq(errno, EINVAL);
-	cr_assert(all_bytes(p, 64, 0x3C), "a refused free zeroed the block");
+	cr_assert(th_all_bytes(p, 64, 0x3C), "a refused free zeroed the block");
 	/* The block is still allocated: a new one is elsewhere. */
 	unsigned char *q = wof_secret_alloc(64);
 	cr_assert_neq(q, p);
@@ -934,7 +925,7 @@ static int wa_static_init(int *v)
 static int wa_secret_init(struct key *k)
 {
 	wa_secret_inits++;
-	if (!all_bytes(k, sizeof *k, 0))
+	if (!th_all_bytes(k, sizeof *k, 0))
 		return EILSEQ;
 	memset(k, 0x60 + wa_secret_inits, sizeof *k);
 	return 0;
@@ -954,7 +945,7 @@ Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 	cr_assert_eq(*st, 1);
 	struct key *k = wa_secret();
 	cr_assert_not_null(k);
-	cr_assert(all_bytes(k, sizeof *k, 0x61));
+	cr_assert(th_all_bytes(k, sizeof *k, 0x61));
 	unsigned char *small = wof_secret_alloc(200), *large = wof_secret_alloc(9000);
 	cr_assert_not_null(small);
 	cr_assert_not_null(large);
@@ -965,9 +956,9 @@ Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 	wof_wipe_all();
 
 	/* Raw bytes first: zero, before any accessor runs. */
-	cr_assert(all_bytes(small, 200, 0), "a small secret block survived wof_wipe_all");
-	cr_assert(all_bytes(large, 9000, 0), "a large secret block survived wof_wipe_all");
-	cr_assert(all_bytes(k, sizeof *k, 0), "the lazy secret survived wof_wipe_all");
+	cr_assert(th_all_bytes(small, 200, 0), "a small secret block survived wof_wipe_all");
+	cr_assert(th_all_bytes(large, 9000, 0), "a large secret block survived wof_wipe_all");
+	cr_assert(th_all_bytes(k, sizeof *k, 0), "the lazy secret survived wof_wipe_all");
 	cr_assert_neq(wof_generation(), gen);
 	cr_assert_gt((int32_t)(wof_generation() - gen), 0, "the new generation is not newer");
 
@@ -988,7 +979,7 @@ Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 	cr_assert_eq(*st, 2);
 	cr_assert_eq(wa_static_inits, 2);
 	cr_assert_eq(wa_secret_inits, 2);
-	cr_assert(all_bytes(k, sizeof *k, 0x62), "the lazy secret was not made again");
+	cr_assert(th_all_bytes(k, sizeof *k, 0x62), "the lazy secret was not made again");
 
 	/* The blocks stay allocated: new ones are elsewhere; they can be freed. */
 	for (int i = 0; i < 100; i++) {

@@ -23,15 +23,6 @@ static int pool[256];
 static unsigned pool_next;
 static bool fail_inits; /* every init fails while set */
 
-static bool all_bytes(const void *p, size_t n, unsigned char c)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != c)
-			return false;
-	return true;
-}
 
 static void *new_value(char init_kind)
 {
@@ -79,7 +70,7 @@ static void *static_tag; /* the tag of the last lazy static value made in this p
 
 static int static_init(struct slot *slot)
 {
-	if (!all_bytes(slot, sizeof *slot, 0))
+	if (!th_all_bytes(slot, sizeof *slot, 0))
 		th_log('D', slot); /* init was handed a dirty slot */
 	void *v = new_value('s');
 	if (!v)
@@ -92,7 +83,7 @@ static int static_init(struct slot *slot)
 
 static void static_on_wipe(struct slot *stale)
 {
-	if (!all_bytes(stale->pad, sizeof stale->pad, 0x5A))
+	if (!th_all_bytes(stale->pad, sizeof stale->pad, 0x5A))
 		th_log('X', stale); /* on_wipe did not see the stale bytes */
 	th_log('S', stale->tag);
 }
@@ -368,7 +359,7 @@ static int child_static_bytes(void *p)
 	TH_CHILD_CHECK(slot != NULL);
 	CHECK_EVENTS(a->t, "WI", a->parent_value);
 	TH_CHILD_CHECK(slot->tag != a->parent_value);
-	TH_CHILD_CHECK(all_bytes(slot->pad, sizeof slot->pad, 0x5A));
+	TH_CHILD_CHECK(th_all_bytes(slot->pad, sizeof slot->pad, 0x5A));
 	return 0;
 }
 
