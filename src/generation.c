@@ -51,6 +51,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wof-private.h"
 
@@ -94,6 +95,11 @@ static void clear_page_in_child(void)
 {
 	/* Async-signal-safe: atomic stores and memset. The child is single-threaded here. */
 	set_generation(0);
+	/* Relaxed: as in wof_fork_detection(). A wiped page is zero already, and writing it
+	 * would cost the child a page fault. */
+	if (__atomic_load_n(&wipe_state, __ATOMIC_RELAXED) != WIPE_WORKS)
+		memset((unsigned char *)&wof_internal_fork + WOF_INTERNAL_PARK_AREA, 0,
+		       WOF_INTERNAL_PARK_AREA_SIZE);
 	wof_internal_secret_wipe(false);
 }
 #endif

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "runs.h"
 #include "thread-exit.h"
 #include "wof-private.h"
 #include <wof/once.h>
@@ -81,10 +82,23 @@ static void abandon(void *arg)
 }
 
 /*
+ * start: fn starts when the runner has read the generation for the last time, just before the
+ * call; false, without calling, in a child of the process that claimed. The read and the call
+ * are kept together in a function of their own, so that the window between them is a few
+ * instructions wherever the compiler lays out run() (tests/stress/signal-fork measures it).
+ */
+static __attribute__((noinline)) bool start(uint32_t gen, int (*fn)(void *), void *arg, int *rc)
+{
+	if (wof_internal_generation() != gen)
+		return false;
+	*rc = fn(arg);
+	return true;
+}
+
+/*
  * run: the claimed run -- the wipe hook if due, then fn -- and its finish. fn's result, or
- * false in *started when the process turned out to be a child of the one that claimed: fn
- * starts when the runner has read the generation for the last time, just before the call, and
- * a fork (from a signal handler) before that read leaves the claim to the parent.
+ * false in *started when the process turned out to be a child of the one that claimed: a fork
+ * (from a signal handler) before start()'s read leaves the claim to the parent.
  */
 static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *wipe_ctx,
                bool held, int (*fn)(void *), void *arg, bool *started)
@@ -97,10 +111,8 @@ static int run(wof_once_t *once, uint32_t gen, wof_internal_wipe_fn wipe, void *
 	WOF_INTERNAL_CLEANUP_PUSH(abandon, &self);
 	if (wipe)
 		wipe(wipe_ctx, held);
-	if (fn && wof_internal_generation() != gen)
-		*started = false;
-	else if (fn)
-		rc = fn(arg);
+	if (fn)
+		*started = start(gen, fn, arg, &rc);
 	WOF_INTERNAL_CLEANUP_POP(0);
 	wof_internal_runs_pop(&self);
 	if (!*started)

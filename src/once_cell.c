@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * wof_once_cell_t and wof_lazy_cell_t: the single-threaded value. No atomics beyond reading
- * the generation, no locks. The cell's state is its generation stamp:
+ * the generation, no locks. The cell's state is a once's word (include/wof/internal.h), which
+ * only the cell's thread writes, so that the fast path is a once's:
  *
- *   _wof_gen == current   the cell belongs to this process: _wof_value is its value (or NULL)
- *   _wof_gen != current   left by an ancestor (or never used: 0): forget it before anything
+ *   (current, COMPLETE)     holds this process's value in _wof_value (never NULL)
+ *   (current, RUNNING)      an init is running: a call from inside it is EDEADLK
+ *   (current, INCOMPLETE)   empty in this process
+ *   (other generation, s)   left by an ancestor (or never used: all-zero): forget it before
+ *                           anything; s == COMPLETE means it held a value (on_wipe is due)
  *
  * Forgetting (cell_sync) stamps the cell first and only then calls on_wipe, so on_wipe runs
- * once per cell per process even if it touches the cell. _wof_busy marks an init in progress:
- * a call from inside it is EDEADLK. An init that forks leaves the child's cell stamped with the
- * parent's generation and busy, which the child forgets without on_wipe: nothing was held.
- * An init that does not return -- cancelled, pthread_exit, a C++ exception (libwof is built
- * with -fexceptions) -- unwinds through a cleanup handler (thread-exit.h) that clears
- * _wof_busy, so the cell is empty and usable afterwards, as a once is after its fn unwinds.
+ * once per cell per process even if it touches the cell. An init that forks leaves the child's
+ * cell at (parent's generation, RUNNING), which the child forgets without on_wipe: nothing was
+ * held. An init that does not return -- cancelled, pthread_exit, a C++ exception (libwof is
+ * built with -fexceptions) -- unwinds through a cleanup handler (thread-exit.h) that makes the
+ * cell empty again, so that it is usable afterwards, as a once is after its fn unwinds.
  */
 #include <errno.h>
 
@@ -20,20 +23,32 @@
 #include "wof-private.h"
 #include <wof/once_cell.h>
 
-static void cell_sync(wof_once_cell_t *cell)
+static uint32_t state_of(const wof_once_cell_t *cell)
+{
+	return (uint32_t)cell->_wof_state._wof_word;
+}
+
+static void set_state(wof_once_cell_t *cell, uint32_t gen, uint32_t state)
+{
+	cell->_wof_state._wof_word = wof_internal_once_word(gen, state);
+}
+
+/* Bring the cell into this process; its state afterwards. */
+static uint32_t cell_sync(wof_once_cell_t *cell)
 {
 	uint32_t gen = wof_internal_generation();
+	uint64_t word = cell->_wof_state._wof_word;
 
-	if (cell->_wof_gen == gen)
-		return;
+	if ((uint32_t)(word >> 32) == gen)
+		return (uint32_t)word;
 	void *stale = cell->_wof_value;
-	bool held = cell->_wof_gen != 0 && !cell->_wof_busy && stale;
+	bool held = (uint32_t)word == WOF_INTERNAL_ONCE_COMPLETE;
 
 	cell->_wof_value = NULL;
-	cell->_wof_busy = 0;
-	cell->_wof_gen = gen;
+	set_state(cell, gen, WOF_INTERNAL_ONCE_INCOMPLETE);
 	if (held && cell->_wof_on_wipe)
 		wof_internal_call_on_wipe(cell->_wof_on_wipe, stale);
+	return state_of(cell); /* on_wipe may have used the cell */
 }
 
 WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell)
@@ -42,23 +57,23 @@ WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell)
 		errno = EINVAL;
 		return NULL;
 	}
-	cell_sync(cell);
-	return cell->_wof_value;
+	return cell_sync(cell) == WOF_INTERNAL_ONCE_COMPLETE ? cell->_wof_value : NULL;
 }
 
 WOF_API int wof_once_cell_try_insert(wof_once_cell_t *cell, void *value, void **current)
 {
 	if (!cell || !value)
 		return EINVAL;
-	cell_sync(cell);
-	if (cell->_wof_value) {
+	uint32_t state = cell_sync(cell);
+	if (state == WOF_INTERNAL_ONCE_COMPLETE) {
 		if (current)
 			*current = cell->_wof_value;
 		return EEXIST;
 	}
-	if (cell->_wof_busy)
+	if (state == WOF_INTERNAL_ONCE_RUNNING)
 		return EDEADLK;
 	cell->_wof_value = value;
+	set_state(cell, wof_internal_generation(), WOF_INTERNAL_ONCE_COMPLETE);
 	if (current)
 		*current = value;
 	return 0;
@@ -74,42 +89,42 @@ struct busy {
 	uint32_t gen;
 };
 
-/* Leave the init in progress: the cell is no longer busy, unless this is a child that init
+/* Leave the init in progress: the cell is empty again, unless this is a child that init
  * forked, whose cell belongs to the parent's generation and is forgotten on its next use. */
 static void busy_end(void *arg)
 {
 	struct busy *busy = arg;
 
 	if (wof_internal_generation() == busy->gen)
-		busy->cell->_wof_busy = 0;
+		set_state(busy->cell, busy->gen, WOF_INTERNAL_ONCE_INCOMPLETE);
 }
 
 /*
- * Run init with the cell marked busy and hand its value to *out; store it unless init forked
- * and this is the child, where the cell stays uninitialised (the value was made for the
- * parent's cell) but the caller still gets what its init made. An init that unwinds stores
- * nothing and leaves the cell as it found it: empty, not busy. errno is the caller's again
- * when init succeeds, init's when it fails.
+ * Run init with the cell RUNNING and hand its value to *out; store it unless init forked and
+ * this is the child, where the cell stays uninitialised (the value was made for the parent's
+ * cell) but the caller still gets what its init made. An init that unwinds stores nothing and
+ * leaves the cell empty. errno is the caller's again when init succeeds, init's when it fails.
  */
 static int cell_run(wof_once_cell_t *cell, int (*run)(void *, void **), void *ctx, void **out)
 {
-	struct busy busy = { cell, cell->_wof_gen };
+	struct busy busy = { cell, wof_internal_generation() };
 	int saved_errno = errno;
 	void *value = NULL;
 	int rc;
 
-	cell->_wof_busy = 1;
+	set_state(cell, busy.gen, WOF_INTERNAL_ONCE_RUNNING);
 	/* Cancellation, pthread_exit and (with -fexceptions) C++ exceptions unwind through here. */
 	WOF_INTERNAL_CLEANUP_PUSH(busy_end, &busy);
 	rc = run(ctx, &value);
 	WOF_INTERNAL_CLEANUP_POP(1);
-	bool forked = wof_internal_generation() != busy.gen;
 	if (rc)
 		return rc;
 	if (!value)
 		return EINVAL;
-	if (!forked)
+	if (wof_internal_generation() == busy.gen) {
 		cell->_wof_value = value;
+		set_state(cell, busy.gen, WOF_INTERNAL_ONCE_COMPLETE);
+	}
 	*out = value;
 	wof_internal_restore_errno(saved_errno);
 	return 0;
@@ -135,12 +150,12 @@ WOF_API int wof_once_cell_get_or_try_init(wof_once_cell_t *cell,
 {
 	if (!cell || !fn || !out)
 		return EINVAL;
-	cell_sync(cell);
-	if (cell->_wof_value) {
+	uint32_t state = cell_sync(cell);
+	if (state == WOF_INTERNAL_ONCE_COMPLETE) {
 		*out = cell->_wof_value;
 		return 0;
 	}
-	if (cell->_wof_busy)
+	if (state == WOF_INTERNAL_ONCE_RUNNING)
 		return EDEADLK;
 	return cell_run(cell, fn, arg, out);
 }
@@ -151,8 +166,10 @@ WOF_API void *wof_once_cell_take(wof_once_cell_t *cell)
 		errno = EINVAL;
 		return NULL;
 	}
-	cell_sync(cell);
+	if (cell_sync(cell) != WOF_INTERNAL_ONCE_COMPLETE)
+		return NULL;
 	void *value = cell->_wof_value;
 	cell->_wof_value = NULL;
+	set_state(cell, wof_internal_generation(), WOF_INTERNAL_ONCE_INCOMPLETE);
 	return value;
 }

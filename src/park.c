@@ -2,14 +2,15 @@
 /*
  * Parking: the only file in wof that knows how a thread sleeps.
  *
- * Callers park on a 64-bit once word whose low 32 bits are the state, for WOF_INTERNAL_PARK_MS
- * at most (see src/wof-private.h for why every sleep is bounded). With futexes
- * (Linux, WOF_PARK_FUTEX) the kernel compares that half -- the first or second 4 bytes of the
- * word depending on byte order -- and sleeps. On Windows (WOF_PARK_WAITONADDRESS) the same half
- * goes to WaitOnAddress, which compares it and sleeps in the same way, and WakeByAddressAll
- * (Windows 8 and later, -lsynchronization); no pthreads there. Elsewhere, and under
- * -Dparking=condvar, a fixed table of mutex + condition variable buckets, hashed by address,
- * does the same job.
+ * Callers park on a 64-bit once word whose low 32 bits are the state, until woken or until the
+ * process turns out to be a child (src/wof-private.h says why). With futexes (Linux,
+ * WOF_PARK_FUTEX) a sleeper waits on an event count in the fork page, which every child reads
+ * as 0, after checking the word: no timer. On Windows (WOF_PARK_WAITONADDRESS) the state half
+ * of the word -- the first or second 4 bytes depending on byte order -- goes to WaitOnAddress,
+ * which compares it and sleeps for WOF_INTERNAL_PARK_MS at most, and WakeByAddressAll (Windows
+ * 8 and later, -lsynchronization); no pthreads there. Elsewhere, and under -Dparking=condvar, a
+ * fixed table of mutex + condition variable buckets, hashed by address, does the same job,
+ * with the same bound.
  *
  * A condvar bucket is stamped with the generation of the process that initialised it. A child
  * may inherit a bucket whose mutex was held by a thread it does not have, so a bucket stamped
@@ -24,7 +25,7 @@
 
 #include "wof-private.h"
 
-#if WOF_PARK_FUTEX || WOF_PARK_WAITONADDRESS
+#if WOF_PARK_WAITONADDRESS
 /* The half of the once word that holds the state, which the kernel compares. */
 static uint32_t *state_half(uint64_t *word)
 {
@@ -38,7 +39,6 @@ static uint32_t *state_half(uint64_t *word)
 
 #if WOF_PARK_FUTEX
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Spelled out: musl-gcc does not search the kernel's headers. */
@@ -50,22 +50,59 @@ static uint32_t *state_half(uint64_t *word)
 #define SYS_futex SYS_futex_time64
 #endif
 
+/*
+ * Threads sleep on an event count of their bucket, not on the once word: the counts live in the
+ * fork page (WOF_INTERNAL_PARK_AREA), which reads 0 in every child -- wiped by the kernel, or
+ * cleared by the atfork handler before the child runs on. A sleeper's expected count is never
+ * 0, so a sleep that a fork from a signal handler carried into a child, and that the kernel
+ * restarts there (SA_RESTART), ends at once; no sleep needs a timer. A bucket is a cache line;
+ * onces that share one wake each other now and then, and re-read their words.
+ */
+#define BUCKETS (WOF_INTERNAL_PARK_AREA_SIZE / 64)
+
+static uint32_t *count_of(const uint64_t *word)
+{
+	uintptr_t h = (uintptr_t)word >> 3;
+	unsigned char *area = (unsigned char *)&wof_internal_fork + WOF_INTERNAL_PARK_AREA;
+
+	return (uint32_t *)(void *)(area + ((h ^ (h >> 7) ^ (h >> 13)) % BUCKETS) * 64);
+}
+
 void wof_internal_park(uint64_t *word, uint64_t expected)
 {
 	int saved_errno = errno;
-	/* Relative. A signal ends the wait (EINTR) whatever its SA_RESTART, as for any timed wait. */
-	struct timespec bound = { 0, WOF_INTERNAL_PARK_MS * 1000000L };
-	/* EAGAIN (the state moved on), EINTR and ETIMEDOUT all mean: re-read the word. */
-	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG,
-	        (uint32_t)expected, &bound, NULL, 0);
+	uint32_t *count = count_of(word);
+	/* Acquire: pairs with unpark_all's release. A count that has moved on past a wake-up
+	 * brings that waker's word with it, so the word below is not the one it replaced. */
+	uint32_t seen = __atomic_load_n(count, __ATOMIC_ACQUIRE);
+
+	if (seen == 0) { /* first sleeper on this bucket in this process: make the count nonzero */
+		/* Relaxed: a loser finds the winner's value; either way it is read again below. */
+		__atomic_compare_exchange_n(count, &seen, 1, false, __ATOMIC_RELAXED,
+		                            __ATOMIC_RELAXED);
+		seen = __atomic_load_n(count, __ATOMIC_ACQUIRE); /* as above */
+	}
+	/* Relaxed: the acquire above orders it; a changed word means no sleep at all. And a
+	 * process that is not the one `expected` was read in (a fork from a signal handler came
+	 * before the count was read, so the child's count did not help) does not sleep either. */
+	if (__atomic_load_n(word, __ATOMIC_RELAXED) == expected && seen != 0 &&
+	    wof_internal_generation_peek() == (uint32_t)(expected >> 32))
+		/* EAGAIN (the count moved on), EINTR and wake-ups all mean: re-read the word. */
+		syscall(SYS_futex, count, WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG, seen, NULL,
+		        NULL, 0);
 	wof_internal_restore_errno(saved_errno);
 }
 
 void wof_internal_unpark_all(uint64_t *word)
 {
 	int saved_errno = errno;
-	syscall(SYS_futex, state_half(word), WOF_FUTEX_WAKE | WOF_FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
-	        NULL, 0);
+	uint32_t *count = count_of(word);
+
+	/* Release: pairs with park's acquire load (the caller changed the word before this).
+	 * Never back to 0 from a sleeper's value: 0 is what a child reads. */
+	if (__atomic_add_fetch(count, 1, __ATOMIC_RELEASE) == 0)
+		__atomic_add_fetch(count, 1, __ATOMIC_RELAXED); /* as above */
+	syscall(SYS_futex, count, WOF_FUTEX_WAKE | WOF_FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL, 0);
 	wof_internal_restore_errno(saved_errno);
 }
 

@@ -1,26 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runs each thread is inside (src/once.c's run() pushes and pops them), so that a call on a
- * once from inside its own fn is EDEADLK rather than a wait for itself; and what happens to
- * those runs when a thread ends inside fn without unwinding. The only file that knows how a
- * platform keeps per-thread records and tells of a thread's end.
+ * The runs each thread is inside (src/once.c's run() pushes and pops them, src/runs.h), so
+ * that a call on a once from inside its own fn is EDEADLK rather than a wait for itself; and
+ * what happens to those runs when a thread ends inside fn without unwinding. With runs.h, the
+ * only place that knows how a platform keeps per-thread records and tells of a thread's end.
  */
-#include "wof-private.h"
+#include "runs.h"
 #include <wof/once.h>
-
-/*
- * The runs this thread is inside: re-entry is EDEADLK, not a hang. The first RUNS_MAX live in
- * an array in the thread's record rather than in a list through the runners' stack frames, so
- * that a run left by longjmp leaves an entry that is merely stale (its once answers EDEADLK to
- * this thread from then on) and never a pointer into a dead frame. Deeper runs are chained
- * through their frames, innermost first.
- */
-#define RUNS_MAX 32
-struct wof_internal_runs {
-	unsigned depth;
-	struct wof_internal_run *overflow; /* the innermost of the runs deeper than RUNS_MAX */
-	struct wof_internal_run open[RUNS_MAX];
-};
 
 /*
  * The thread's record, and a thread that ends inside fn.
@@ -34,7 +20,7 @@ struct wof_internal_runs {
  * thread ends, with the thread's record, and abandons every run still open in it, innermost
  * first: the next caller claims the run, as after a cancellation. Not in thread-local storage:
  * mingw emulates that, and frees a thread's blocks before the callback runs when the thread
- * ends by winpthreads' pthread_exit. Runs deeper than RUNS_MAX are not abandoned there: their
+ * ends by winpthreads' pthread_exit. Runs deeper than WOF_INTERNAL_RUNS_MAX are not abandoned there: their
  * entries live in frames that such a thread has already left (by longjmp). The record is
  * allocated at the thread's first run and freed at its end. The DLL that holds the callback is
  * pinned, as -z nodelete pins libwof on Linux: after a FreeLibrary() the callback would be
@@ -54,7 +40,9 @@ static void WINAPI runs_at_thread_exit(void *record)
 {
 	struct wof_internal_runs *runs = record;
 
-	for (unsigned i = runs->depth < RUNS_MAX ? runs->depth : RUNS_MAX; i-- > 0;)
+	unsigned n = runs->depth < WOF_INTERNAL_RUNS_MAX ? runs->depth : WOF_INTERNAL_RUNS_MAX;
+
+	for (unsigned i = n; i-- > 0;)
 		wof_internal_once_abandon(runs->open[i].once, runs->open[i].gen);
 	HeapFree(GetProcessHeap(), 0, runs);
 }
@@ -82,8 +70,7 @@ static DWORD runs_slot_get(void)
 	return mine;
 }
 
-/* The calling thread's record, made if `create`; NULL if it has none. */
-static struct wof_internal_runs *thread_runs(bool create)
+struct wof_internal_runs *wof_internal_thread_runs(bool create)
 {
 	DWORD saved_error = GetLastError(); /* the caller's GetLastError() is not ours to change */
 	DWORD slot = runs_slot_get();
@@ -100,55 +87,28 @@ static struct wof_internal_runs *thread_runs(bool create)
 	return runs;
 }
 #else
-static _Thread_local struct wof_internal_runs thread_record;
-
-static struct wof_internal_runs *thread_runs(bool create)
-{
-	(void)create;
-	return &thread_record;
-}
+_Thread_local struct wof_internal_runs wof_internal_thread_record;
 #endif
 
 bool wof_internal_running_here(const wof_once_t *once, uint32_t gen)
 {
-	const struct wof_internal_runs *runs = thread_runs(false);
+	const struct wof_internal_runs *runs = wof_internal_thread_runs(false);
 
-	for (unsigned i = 0; runs && i < runs->depth && i < RUNS_MAX; i++)
+	for (unsigned i = 0; runs && i < runs->depth && i < WOF_INTERNAL_RUNS_MAX; i++)
 		if (runs->open[i].once == once && runs->open[i].gen == gen)
 			return true;
-	for (const struct wof_internal_run *r = runs && runs->depth > RUNS_MAX ? runs->overflow : NULL; r;
+	for (const struct wof_internal_run *r =
+	             runs && runs->depth > WOF_INTERNAL_RUNS_MAX ? runs->overflow : NULL;
+	     r;
 	     r = r->outer)
 		if (r->once == once && r->gen == gen)
 			return true;
 	return false;
 }
 
-void wof_internal_runs_push(struct wof_internal_run *run)
-{
-	struct wof_internal_runs *runs = run->in = thread_runs(true);
-
-	if (!runs)
-		return;
-	if (runs->depth < RUNS_MAX) {
-		runs->open[runs->depth] = *run;
-	} else {
-		run->outer = runs->overflow;
-		runs->overflow = run;
-	}
-	runs->depth++;
-}
-
-void wof_internal_runs_pop(struct wof_internal_run *run)
-{
-	struct wof_internal_runs *runs = run->in;
-
-	if (runs && --runs->depth >= RUNS_MAX)
-		runs->overflow = run->outer;
-}
-
 bool wof_internal_inside_run(void)
 {
-	const struct wof_internal_runs *runs = thread_runs(false);
+	const struct wof_internal_runs *runs = wof_internal_thread_runs(false);
 
 	return runs && runs->depth > 0;
 }

@@ -49,7 +49,7 @@ bool wof_internal_wipe_on_fork(void *addr, size_t len);
 void wof_internal_secret_wipe(bool all);
 
 /*
- * runs.c -- the runs this thread is inside, innermost last; once.c's run() pushes one before
+ * runs.c, runs.h -- the runs this thread is inside, innermost last; once.c's run() pushes one before
  * it calls fn and pops it after (also when fn unwinds). wof_internal_running_here() is true
  * when the calling thread is inside a run of `once` in generation `gen`. A thread that ends
  * inside fn without unwinding (Windows' ExitThread) has its open runs handed to
@@ -63,8 +63,7 @@ struct wof_internal_run {
 	struct wof_internal_runs *in;   /* runs.c: the record it is in; NULL if none     */
 };
 bool wof_internal_running_here(const wof_once_t *once, uint32_t gen);
-void wof_internal_runs_push(struct wof_internal_run *run);
-void wof_internal_runs_pop(struct wof_internal_run *run);
+/* wof_internal_runs_push() and _pop(): inline, in src/runs.h. */
 bool wof_internal_inside_run(void); /* inside any fn or on_wipe, on this thread */
 void wof_internal_once_abandon(wof_once_t *once, uint32_t gen);
 
@@ -150,13 +149,20 @@ static inline void wof_internal_tsan_release(const void *addr)
 /*
  * park.c -- the only file that knows about futexes and condition variables.
  *
- * wof_internal_park() sleeps while the state half of *word equals the state half of
- * `expected`, for a bounded time (WOF_INTERNAL_PARK_MS at most): it may return early (signals,
- * spurious wake-ups, the bound), so callers re-read the generation and the word. A thread that
- * a fork from a signal handler carried into a child while it slept wakes by that bound and
- * finds itself in a new generation. wof_internal_unpark_all() wakes every thread parked on
+ * wof_internal_park() sleeps while *word equals `expected` (futexes, condvars: the whole word;
+ * WaitOnAddress: the state half): it may return early (signals, spurious wake-ups, a bound),
+ * so callers re-read the generation and the word. A thread that a fork from a signal handler
+ * carried into a child while it slept wakes there and finds itself in a new generation: on
+ * Linux it sleeps on an event count in the fork page (WOF_INTERNAL_PARK_AREA), which reads 0 in
+ * every child; elsewhere every sleep is bounded by WOF_INTERNAL_PARK_MS. wof_internal_unpark_all() wakes every thread parked on
  * `word`; call it after changing the word. Neither changes errno.
  */
 #define WOF_INTERNAL_PARK_MS 50
+/* Where in the fork page src/park.c keeps its event counts (a cache line each), away from the
+ * generation's line; the atfork child handler clears it with the generation. */
+#define WOF_INTERNAL_PARK_AREA 4096
+#define WOF_INTERNAL_PARK_AREA_SIZE 4096
+_Static_assert(WOF_INTERNAL_PARK_AREA + WOF_INTERNAL_PARK_AREA_SIZE <= WOF_INTERNAL_FORK_PAGE,
+               "the event counts live in the fork page");
 void wof_internal_park(uint64_t *word, uint64_t expected);
 void wof_internal_unpark_all(uint64_t *word);

@@ -4,7 +4,7 @@
  * A Promela model of wof_once's state word, as src/once.c implements it. Check it with
  * docs/model/verify (spin -a, then a safety search). Each step names the C it models.
  *
- * The word is (wgen, wstate): generation half and state half (the futex word). `cur` is the
+ * The word is (wgen, wstate): generation half and state half. `cur` is the
  * process's generation (src/generation.c, the fork page); a process is named by its generation.
  * N thread slots run operations: call with fn succeeding, failing (try_call) or being
  * cancelled, and wait.
@@ -18,15 +18,17 @@
  * or in fn): a child's other threads are made by that thread. A fork inside fn is one such
  * step.
  *
- * Parks are bounded (WOF_INTERNAL_PARK_MS): a parked thread returns when woken, and also when
- * its process has forked since it last read the generation -- in C the signal's EINTR or the
- * bound ends that sleep, which nobody in the child would end otherwise. A thread needs that at
- * most once per fork, and gets MAXFORKS such wake-ups per life: one that keeps parking on a
- * stale generation then hangs, as it would in C (parking and waking every 50 ms for ever),
- * and A6 sees it. With -DSPURIOUS a park may also return at any other moment (the bound,
- * spurious wake-ups); the default leaves that out so that a lost wake-up stays a deadlock that
- * A6 sees, rather than a 50 ms stall. After every park, and between a successful claim and
- * fn (run(), just before it calls fn; the wipe hook that may come first is not modelled), the
+ * Parking is Linux's (src/park.c): a thread reads its bucket's event count, checks the word,
+ * and sleeps on the count; a waker changes the word, moves the count on and wakes everyone on
+ * it. The count lives in the fork page and reads 0 in a child, so a sleep that a fork carried
+ * into the child returns when the kernel restarts it there (the signal's return): the model
+ * lets a parked thread go when its process has forked since it parked and the count differs.
+ * A thread that then keeps parking on a stale generation hangs, as it would in C, and A6 sees
+ * it. Elsewhere a 50 ms bound ends such a sleep instead (not modelled: it is -DSPURIOUS's
+ * early return). With -DSPURIOUS a park may also return at any other moment (EINTR, spurious
+ * wake-ups); the default leaves that out so that a lost wake-up stays a deadlock that A6 sees,
+ * rather than a stall. After every park, and between a successful claim and
+ * fn (start(), just before it calls fn; the wipe hook that may come first is not modelled), the
  * thread reads the generation again; that second read is where fn starts: a fork after it is
  * a fork inside fn.
  *
@@ -41,6 +43,9 @@
  *       finds the once complete there
  *   A6  no lost wake-up and no hang in a child: when nothing can move, no thread is parked
  *       except wait()ers on a once that is not complete                   (monitor, at timeout)
+ *   A7  no thread parks twice on the same stale generation: one that a fork carried into a
+ *       child looks at the generation again before it parks again (in C it would otherwise
+ *       spin there for ever, since a park on a stale generation returns at once)  (in park)
  * Re-entry (EDEADLK) is a thread-local check outside the word and is not modelled.
  *
  * Planted bugs, each of which docs/model/verify checks is caught, so the checks can fail:
@@ -49,9 +54,16 @@
  *   -DBUG_DROP_QUEUED         a claim drops QUEUED
  *   -DBUG_IGNORE_GENERATION   the fast path ignores the generation
  *   -DBUG_NO_REREAD_PARK      the generation is not read again after a park: a thread a fork
- *                             carried into a child while it slept waits there for ever
+ *                             carried into a child while it slept spins there for ever (A7)
  *   -DBUG_NO_REREAD_CLAIM     the generation is not read again after a claim: a run claimed
  *                             in the parent runs in the child on a stale claim, and again
+ *   -DBUG_PARK_NO_COUNT       a parker checks the word and sleeps without the event count:
+ *                             a wake-up between the check and the sleep is lost
+ *   -DBUG_COUNT_SURVIVES_FORK the event count does not read 0 in a child: a sleep that a fork
+ *                             carried into the child, restarted there, never ends
+ *   -DBUG_PARK_NO_PAGE_CHECK  a parker does not check the page's generation: a fork between
+ *                             its last generation read and its count read leaves it asleep in
+ *                             the child, on a count the child's reset came too early for
  */
 
 #ifndef N
@@ -80,13 +92,31 @@ byte proc_of[N];               /* the process each thread belongs to      */
 byte survivor = N;             /* the thread that forked last (N: none)   */
 bool in_wof[N];                /* in a wof call, outside fn               */
 bool parked[N];                /* the futex wait queue                    */
+byte ec = 0;                   /* the bucket's event count, in the fork page */
+byte seen[N];                  /* the count each thread read in park (0: none) */
 byte mode[N];
 byte inflight[MAXFORKS + 2];   /* runs of fn in flight, per starting process  */
 byte succeeded[MAXFORKS + 2];  /* successful runs of fn, per starting process */
 
-/* wof_internal_unpark_all(): FUTEX_WAKE with INT_MAX. */
+/* wof_internal_unpark_all(): the count moves on (release; never to 0), then FUTEX_WAKE with
+ * INT_MAX on it. */
 inline unpark_all()
 {
+	/* The count's value matters only against what parkers read: with none holding one, it
+	 * is 1 (any nonzero value acts alike), which keeps the state space small. */
+	d_step {
+		i = 0;
+		do
+		:: i < N && seen[i] == 0 -> i++
+		:: i < N && seen[i] != 0 -> break
+		:: else -> break
+		od;
+		if
+		:: i == N -> ec = 1
+		:: else -> ec = (ec == 255 -> 1 : ec + 1)
+		fi;
+		i = 0
+	}
 	d_step {
 		i = 0;
 		do
@@ -97,24 +127,48 @@ inline unpark_all()
 	}
 }
 
-/* wof_internal_park(word, expected): FUTEX_WAIT, comparing the state half only, bounded. */
+/*
+ * wof_internal_park(word, expected) on Linux: read the bucket's event count (acquire; 0 is
+ * first made 1), check that the word is still (g, expected) and the fork page's generation
+ * still g (a fork before the count was read), then FUTEX_WAIT on the count: the
+ * kernel compares it with what was read and queues the thread, in one step. Three steps, as in
+ * C. A parked thread returns when woken, or when a signal makes the kernel compare again (a
+ * restarted wait) and the count has moved on: in a child, where it reads 0, it always has.
+ */
 inline park(expected)
 {
-	atomic {
+	if                                   /* A7: no second park on one stale generation */
+	:: g != cur -> assert(sg != g); sg = g
+	:: else -> skip
+	fi;
+	atomic { seen[_pid] = ec; if :: seen[_pid] == 0 -> ec = 1; seen[_pid] = 1 :: else -> skip fi }
+	if
+	:: wgen == g && wstate == (expected) ->
 		if
-		:: wstate == (expected) -> parked[_pid] = true
-		:: else -> skip          /* EAGAIN: the state moved on */
+#ifndef BUG_PARK_NO_PAGE_CHECK
+		:: cur == g ->                       /* the page's generation is still ours */
+#else
+		:: true ->
+#endif
+#ifndef BUG_PARK_NO_COUNT
+			atomic { if :: ec == seen[_pid] -> parked[_pid] = true :: else -> skip fi }
+#else
+			parked[_pid] = true
+#endif
+		:: else -> skip  /* forked before the count was read: no sleep */
 		fi
-	}
+	:: else -> skip          /* the word moved on: no sleep */
+	fi;
 end_park:
 	if
 	:: !parked[_pid]                                      /* woken */
-	:: atomic { parked[_pid] && g != cur && bounds < MAXFORKS ->
-		parked[_pid] = false; bounds++ }              /* EINTR, or the bound */
+	:: atomic { parked[_pid] && g != cur && ec != seen[_pid] ->
+		parked[_pid] = false }                        /* restarted in a child: count 0 */
 #ifdef SPURIOUS
-	:: parked[_pid] -> parked[_pid] = false               /* the bound, or a spurious wake-up */
+	:: parked[_pid] -> parked[_pid] = false               /* EINTR, or a spurious wake-up */
 #endif
 	fi;
+	seen[_pid] = 0;
 	atomic { lg = wgen; ls = wstate }   /* acquire re-load after parking */
 }
 
@@ -265,7 +319,7 @@ inline once_slow()
 
 active [N] proctype thread()
 {
-	byte g, lg, ls, st, old, rc, i, ops, fnproc, bounds;
+	byte g, lg, ls, st, old, rc, i, ops, fnproc, sg;
 	bool stale, ok, moved;
 
 	/* A child's other threads are made by the thread that forked, once it runs code of its
@@ -273,7 +327,7 @@ active [N] proctype thread()
 end_born:
 	atomic {
 		(survivor == N || !in_wof[survivor]) ->
-		proc_of[_pid] = cur; parked[_pid] = false; in_wof[_pid] = false; ops = 0; bounds = 0
+		proc_of[_pid] = cur; parked[_pid] = false; in_wof[_pid] = false; ops = 0; seen[_pid] = 0; sg = 0
 	}
 	{
 		do
@@ -299,7 +353,7 @@ end_born:
 			assert(rc != 0 || g != cur || (wgen == cur && wstate == COMPLETE));
 			d_step {
 				in_wof[_pid] = false;
-				g = 0; lg = 0; ls = 0; st = 0; rc = 0; fnproc = 0;
+				g = 0; lg = 0; ls = 0; st = 0; rc = 0; fnproc = 0; sg = 0;
 				stale = false; ok = false
 			}
 		:: else -> break
@@ -309,7 +363,7 @@ end_born:
 	:: proc_of[_pid] != cur ->    /* vanished in a fork: reborn as a child's thread */
 		d_step {
 			parked[_pid] = false; in_wof[_pid] = false;
-			g = 0; lg = 0; ls = 0; st = 0; old = 0; rc = 0; i = 0; fnproc = 0;
+			g = 0; lg = 0; ls = 0; st = 0; old = 0; rc = 0; i = 0; fnproc = 0; seen[_pid] = 0; sg = 0;
 			stale = false; ok = false; moved = false
 		}
 		goto end_born
@@ -338,6 +392,9 @@ end:
 			fi;
 			forks++;
 			cur++;
+#ifndef BUG_COUNT_SURVIVES_FORK
+			ec = 0;          /* the fork page reads 0 in the child */
+#endif
 			proc_of[t] = cur;
 			survivor = t;
 			t = 0

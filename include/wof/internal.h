@@ -34,8 +34,15 @@ extern "C" {
 #define WOF_API __attribute__((__visibility__("default")))
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && defined(WOF_INTERNAL_BUILDING)
+/* Inside libwof the slow paths are compiled for speed: a child's first call on each wiped
+ * object runs one, and gcc would optimise a cold function's body, and all it calls, for size. */
+#define WOF_COLD __attribute__((__noinline__))
+#elif defined(__GNUC__)
+/* In callers: the slow path's call is out of the way of the fast path. */
 #define WOF_COLD __attribute__((__cold__, __noinline__))
+#endif
+#if defined(__GNUC__)
 #define WOF_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WOF_ALIGNED8 __attribute__((__aligned__(8)))
 #else
@@ -67,22 +74,50 @@ extern "C" {
  */
 #define WOF_INTERNAL_FORK_PAGE 65536
 struct wof_internal_fork {
-	uint64_t generation; /* this process's generation << 32; 0 until it has one */
+	union {
+		uint64_t generation; /* this process's generation << 32; 0 until it has one */
+		uint32_t halves[2];  /* the same 8 bytes; halves[WOF_INTERNAL_HIGH] is the generation */
+	};
 	unsigned char pad[WOF_INTERNAL_FORK_PAGE - 8];
 };
 WOF_API extern struct wof_internal_fork wof_internal_fork;
+
+/* Which of halves[] holds a 64-bit word's high 32 bits. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define WOF_INTERNAL_HIGH 0
+#else
+#define WOF_INTERNAL_HIGH 1
+#endif
 
 /* Relaxed: the page only ever holds 0 or this process's value, set before any object of this
  * process is stamped with it; a 0 only sends the caller to the slow path. */
 #define WOF_INTERNAL_GENERATION_WORD() __atomic_load_n(&wof_internal_fork.generation, __ATOMIC_RELAXED)
 
 /*
+ * `word` xor the fork page: what a once's fast path compares with COMPLETE. On x86-64 one
+ * instruction that reads the page as its memory operand (compilers load an atomic into a
+ * register of its own first, which costs the fast path an instruction); a plain load of the
+ * page, like the relaxed load elsewhere, since an aligned 8-byte read is single-copy atomic
+ * there. `{att|intel}` keeps it valid under -masm=intel.
+ */
+static inline uint64_t wof_internal_generation_xor(uint64_t word)
+{
+#if defined(__x86_64__)
+	__asm__("xor{q} {%1, %0|%0, %1}" : "+r"(word) : "m"(wof_internal_fork.generation));
+	return word;
+#else
+	return word ^ WOF_INTERNAL_GENERATION_WORD();
+#endif
+}
+
+/*
  * The generation of this process, or 0 when this process has not looked it up yet (every
- * process starts at 0, so 0 sends the caller to a slow path, which takes one).
+ * process starts at 0, so 0 sends the caller to a slow path, which takes one). One 32-bit load
+ * of the page's high half. Relaxed: as WOF_INTERNAL_GENERATION_WORD().
  */
 static inline uint32_t wof_internal_generation_peek(void)
 {
-	return WOF_INTERNAL_STATIC_CAST(uint32_t, WOF_INTERNAL_GENERATION_WORD() >> 32);
+	return __atomic_load_n(&wof_internal_fork.halves[WOF_INTERNAL_HIGH], __ATOMIC_RELAXED);
 }
 
 /*

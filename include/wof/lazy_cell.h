@@ -49,8 +49,7 @@ typedef struct wof_lazy_cell {
  */
 static inline void *wof_lazy_cell_force(wof_lazy_cell_t *lazy)
 {
-	if (WOF_LIKELY(lazy != WOF_INTERNAL_NULL) &&
-	    wof_internal_once_cell_current(&lazy->_wof_cell) && lazy->_wof_cell._wof_value)
+	if (WOF_LIKELY(lazy != WOF_INTERNAL_NULL) && wof_internal_once_cell_held(&lazy->_wof_cell))
 		return lazy->_wof_cell._wof_value;
 	return wof_internal_once_cell_get_or_init_slow(lazy ? &lazy->_wof_cell : WOF_INTERNAL_NULL,
 	                                               lazy ? lazy->_wof_init : WOF_INTERNAL_NULL,

@@ -37,15 +37,22 @@ WOF_API WOF_COLD int wof_internal_once_wait_slow(wof_once_t *once, wof_internal_
 WOF_API WOF_COLD void wof_internal_once_sync(wof_once_t *once, wof_internal_wipe_fn wipe,
                                              void *wipe_ctx);
 
-/* True when `once` completed in this process: two loads (the once, the fork page) and a compare. */
-static inline bool wof_internal_once_done(wof_once_t *once)
+/* True when `once` completed in this process: two loads (the once, the fork page) and a
+ * compare. No branch hint: wof_once_is_completed()'s caller has its own. */
+static inline bool wof_internal_once_completed(wof_once_t *once)
 {
 	/* Acquire: pairs with the release that completes the once (src/once.c, finish), so
 	 * everything fn wrote is visible to whoever sees the completed word. */
 	uint64_t word = __atomic_load_n(&once->_wof_word, __ATOMIC_ACQUIRE);
 	/* generation << 32 | COMPLETE; before the process has a generation the page reads 0,
 	 * and no word is (0, COMPLETE): generation 0 is never taken. */
-	return WOF_LIKELY((word ^ WOF_INTERNAL_GENERATION_WORD()) == WOF_INTERNAL_ONCE_COMPLETE);
+	return wof_internal_generation_xor(word) == WOF_INTERNAL_ONCE_COMPLETE;
+}
+
+/* The same, for the fast paths, which expect it. */
+static inline bool wof_internal_once_done(wof_once_t *once)
+{
+	return WOF_LIKELY(wof_internal_once_completed(once));
 }
 
 /**
@@ -100,7 +107,9 @@ static inline int wof_once_try_call(wof_once_t *once, int (*fn)(void *arg), void
  */
 static inline bool wof_once_is_completed(wof_once_t *once)
 {
-	return once != WOF_INTERNAL_NULL && wof_internal_once_done(once);
+	if (once == WOF_INTERNAL_NULL)
+		return false;
+	return wof_internal_once_completed(once);
 }
 
 /**

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <wof/generation.h>
+#include <wof/once.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,10 +19,9 @@ extern "C" {
  * told of it once.
  */
 typedef struct wof_once_cell {
-	void *_wof_value;              /* never touch: the value, valid when _wof_gen is current */
-	uint32_t _wof_gen;             /* never touch: generation _wof_value belongs to; 0 = none */
-	uint32_t _wof_busy;            /* never touch: an init is running (re-entry guard)       */
-	void (*_wof_on_wipe)(void *);  /* never touch: from WOF_ONCE_CELL_INIT_ON_WIPE           */
+	void *_wof_value;              /* never touch: the value, valid when _wof_state is complete */
+	wof_once_t _wof_state;         /* never touch: a once's word, kept by the cell's one thread */
+	void (*_wof_on_wipe)(void *);  /* never touch: from WOF_ONCE_CELL_INIT_ON_WIPE              */
 } wof_once_cell_t;
 
 /**
@@ -30,7 +30,7 @@ typedef struct wof_once_cell {
  * Memory ordering: none; a constant.
  * Fork: empty in every process until a value is set there.
  */
-#define WOF_ONCE_CELL_INIT { WOF_INTERNAL_NULL, 0, 0, WOF_INTERNAL_NULL }
+#define WOF_ONCE_CELL_INIT { WOF_INTERNAL_NULL, WOF_ONCE_INIT, WOF_INTERNAL_NULL }
 /**
  * WOF_ONCE_CELL_INIT_ON_WIPE() - static initialiser of an empty cell with an on_wipe hook.
  *
@@ -39,7 +39,7 @@ typedef struct wof_once_cell {
  * Memory ordering: none; a constant.
  * Fork: on_wipe sees the value held at fork, once per child, before any re-initialisation.
  */
-#define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { WOF_INTERNAL_NULL, 0, 0, (on_wipe) }
+#define WOF_ONCE_CELL_INIT_ON_WIPE(on_wipe) { WOF_INTERNAL_NULL, WOF_ONCE_INIT, (on_wipe) }
 
 /* Out-of-line slow paths (src/once_cell.c). Never call them directly. */
 WOF_API WOF_COLD void *wof_internal_once_cell_get_slow(wof_once_cell_t *cell);
@@ -47,10 +47,15 @@ WOF_API WOF_COLD void *wof_internal_once_cell_get_or_init_slow(wof_once_cell_t *
                                                                void *(*init)(void *),
                                                                void *arg);
 
-/* The cell's value if it belongs to this process (a pristine cell reads NULL here too). */
-static inline bool wof_internal_once_cell_current(const wof_once_cell_t *cell)
+/*
+ * True when the cell holds a value of this process: its state is a completed once of this
+ * generation, recognised as a once's fast path recognises one (src/once_cell.c has the states).
+ * A plain load: the cell has one thread.
+ */
+static inline bool wof_internal_once_cell_held(const wof_once_cell_t *cell)
 {
-	return WOF_LIKELY(cell->_wof_gen == wof_internal_generation_peek());
+	return WOF_LIKELY(wof_internal_generation_xor(cell->_wof_state._wof_word) ==
+	                  WOF_INTERNAL_ONCE_COMPLETE);
 }
 
 /**
@@ -61,7 +66,7 @@ static inline bool wof_internal_once_cell_current(const wof_once_cell_t *cell)
  */
 static inline void *wof_once_cell_get(wof_once_cell_t *cell)
 {
-	if (WOF_LIKELY(cell != WOF_INTERNAL_NULL) && wof_internal_once_cell_current(cell))
+	if (WOF_LIKELY(cell != WOF_INTERNAL_NULL) && wof_internal_once_cell_held(cell))
 		return cell->_wof_value;
 	return wof_internal_once_cell_get_slow(cell);
 }
@@ -100,7 +105,7 @@ static inline void *wof_once_cell_get_or_init(wof_once_cell_t *cell, void *(*ini
                                               void *arg)
 {
 	if (WOF_LIKELY(cell != WOF_INTERNAL_NULL && init != WOF_INTERNAL_NULL) &&
-	    wof_internal_once_cell_current(cell) && cell->_wof_value)
+	    wof_internal_once_cell_held(cell))
 		return cell->_wof_value;
 	return wof_internal_once_cell_get_or_init_slow(cell, init, arg);
 }

@@ -239,7 +239,7 @@ struct cell_storage {
 	value_box<T> box;
 
 	constexpr explicit cell_storage(void (*on_wipe)(T &)) noexcept
-	        : cell{nullptr, 0u, 0u, on_wipe ? &value_box<T>::wipe : nullptr}, box(on_wipe)
+	        : cell{nullptr, {0u}, on_wipe ? &value_box<T>::wipe : nullptr}, box(on_wipe)
 	{
 	}
 };
@@ -253,10 +253,10 @@ struct cell_storage<T, false> : cell_storage<T, true> {
 	cell_storage(const cell_storage &) = delete;
 	cell_storage &operator=(const cell_storage &) = delete;
 
-	// Stamped with this process's generation and holding a value <=> this process made it.
+	// Holding a value of this process's generation <=> this process made it.
 	~cell_storage()
 	{
-		if (wof_internal_once_cell_current(&this->cell) && this->cell._wof_value)
+		if (wof_internal_once_cell_held(&this->cell))
 			this->box.ptr()->~T();
 	}
 };
