@@ -23,10 +23,10 @@
 #include <system_error>
 #include <thread>
 #include <type_traits>
-#include <vector>
 
 namespace {
 
+using test::race;
 using ms = std::chrono::milliseconds;
 
 // ---- the flag ------------------------------------------------------------------------------
@@ -56,16 +56,9 @@ void init0()
 	++init0_called;
 }
 
-void f0()
-{
-	wof::call_once(flag0, init0);
-}
-
 void test_plain_function()
 {
-	std::thread t0(f0), t1(f0);
-	t0.join();
-	t1.join();
+	race(2, [](int) { wof::call_once(flag0, init0); });
 	CHECK(init0_called == 1);
 	CHECK(flag0.is_completed());
 
@@ -90,19 +83,14 @@ void init3()
 	++init3_completed;
 }
 
-void f3()
-{
-	try {
-		wof::call_once(flag3, init3);
-	} catch (...) {
-	}
-}
-
 void test_exception_then_success()
 {
-	std::thread t0(f3), t1(f3);
-	t0.join();
-	t1.join();
+	race(2, [](int) {
+		try {
+			wof::call_once(flag3, init3);
+		} catch (...) {
+		}
+	});
 	CHECK(init3_called == 2);
 	CHECK(init3_completed == 1);
 
@@ -147,27 +135,16 @@ void init42()
 	++init42_called;
 }
 
-void f41()
-{
-	wof::call_once(flag41, init41);
-	wof::call_once(flag42, init42);
-}
-
-void f42()
-{
-	wof::call_once(flag42, init42);
-	wof::call_once(flag41, init41);
-}
-
 // A callable that itself calls call_once on another flag.
 wof::once outer_flag, inner_flag;
 int inner_runs, outer_runs;
 
 void test_two_flags()
 {
-	std::thread t0(f41), t1(f42);
-	t0.join();
-	t1.join();
+	race(2, [](int i) { // thread 0 takes flag41 then flag42, thread 1 the other way round
+		wof::call_once(i ? flag42 : flag41, i ? init42 : init41);
+		wof::call_once(i ? flag41 : flag42, i ? init41 : init42);
+	});
 	CHECK(init41_called == 1);
 	CHECK(init42_called == 1);
 
@@ -191,23 +168,12 @@ struct init1 {
 std::atomic<int> init1::called(0);
 wof::once flag1;
 
-void f1()
-{
-	wof::call_once(flag1, init1(), 1);
-}
-
 struct init2 {
 	static std::atomic<int> called;
 	void operator()(int i, int j) const { called += i + j; }
 };
 std::atomic<int> init2::called(0);
 wof::once flag2;
-
-void f2()
-{
-	wof::call_once(flag2, init2(), 2, 3);
-	wof::call_once(flag2, init2(), 4, 5);
-}
 
 int value = 1;
 
@@ -218,14 +184,12 @@ void add_to_value(int i)
 
 void test_arguments()
 {
-	std::thread t0(f1), t1(f1);
-	t0.join();
-	t1.join();
+	race(2, [](int) { wof::call_once(flag1, init1(), 1); });
 	CHECK(init1::called == 1);
-
-	std::thread t2(f2), t3(f2);
-	t2.join();
-	t3.join();
+	race(2, [](int) {
+		wof::call_once(flag2, init2(), 2, 3);
+		wof::call_once(flag2, init2(), 4, 5);
+	});
 	CHECK(init2::called == 5);
 
 	// libstdc++ call_once1: a function taking an argument, by name.
@@ -365,26 +329,18 @@ void test_many_threads()
 	std::atomic<int> runs(0);
 	int payload = 0; // written by the one run, read by every caller after its call returns
 	std::atomic<int> saw_payload(0);
-	std::atomic<bool> go(false);
-	std::vector<std::thread> threads;
 
-	for (int t = 0; t < 8; ++t)
-		threads.emplace_back([&] {
-			while (!go.load())
-				std::this_thread::yield();
-			for (int i = 0; i < 2000; ++i) {
-				wof::call_once(flag, [&] {
-					++runs;
-					payload = 42;
-				});
-				if (payload != 42)
-					return;
-			}
-			++saw_payload;
-		});
-	go.store(true);
-	for (auto &t : threads)
-		t.join();
+	race(8, [&](int) {
+		for (int i = 0; i < 2000; ++i) {
+			wof::call_once(flag, [&] {
+				++runs;
+				payload = 42;
+			});
+			if (payload != 42)
+				return;
+		}
+		++saw_payload;
+	});
 	CHECK(runs == 1);
 	CHECK(saw_payload == 8);
 }

@@ -4,11 +4,11 @@
  * types they wrap. wof::once_lock<T> (thread-safe) and wof::once_cell<T> (one thread) hold at
  * most one T per process, built in place by get_or_init, set or try_insert (arguments untouched
  * when nothing is stored), returned by get, destroyed by reset, the destructor or (C++17) moved
- * out by take; wof::lazy_cell<T> makes its T on first force. An initialiser or constructor that
- * throws leaves the object empty and usable -- also for the C cells used directly from C++,
- * whose "init in progress" mark must not survive the exception. Re-entry throws
- * std::system_error(EDEADLK). Racing threads make one T. A forked child forgets the parent's T
- * (no destructor), runs on_wipe once with it, and makes its own, while the parent keeps its T.
+ * out by take; wof::lazy<T> and wof::lazy_cell<T> make their T on first force. An initialiser or
+ * constructor that throws leaves the object empty and usable -- also for the C cells used
+ * directly from C++, whose "init in progress" mark must not survive the exception. Re-entry
+ * throws std::system_error(EDEADLK). Racing threads make one T. A forked child forgets the
+ * parent's T (no destructor), runs on_wipe once with it, and makes its own; the parent keeps its.
  * A plain program (exit 0 pass, 1 fail), so ThreadSanitizer can run it.
  */
 #include <wof/wof.hpp>
@@ -23,7 +23,6 @@
 #endif
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -34,34 +33,8 @@
 
 namespace {
 
-using test::in_child;
+using namespace test;
 using ms = std::chrono::milliseconds;
-
-// A T that counts its lives and remembers the process that made it.
-std::atomic<int> made(0), destroyed(0);
-
-struct tracked {
-	pid_t pid;
-	int serial;
-	std::string name;
-
-	explicit tracked(int s) : pid(getpid()), serial(s), name("serial " + std::to_string(s))
-	{
-		++made;
-	}
-	tracked(const std::string &n, int s) : pid(getpid()), serial(s), name(n) { ++made; }
-	tracked(tracked &&other) noexcept
-	        : pid(other.pid), serial(other.serial), name(std::move(other.name))
-	{
-		other.pid = 0; // moved from: not counted when destroyed
-	}
-	tracked(const tracked &) = delete;
-	~tracked()
-	{
-		if (pid != 0)
-			++destroyed;
-	}
-};
 
 // Neither copyable nor movable: only in-place construction can make one.
 struct pinned {
@@ -81,17 +54,6 @@ struct fussy {
 	}
 };
 
-template <typename F>
-int deadlock_code(F f)
-{
-	try {
-		f();
-	} catch (const std::system_error &e) {
-		return e.code().value();
-	}
-	return 0;
-}
-
 static_assert(std::is_trivially_destructible<wof::once_lock<int>>::value, "int: no destructor");
 static_assert(std::is_trivially_destructible<wof::once_cell<int>>::value, "int: no destructor");
 static_assert(!std::is_trivially_destructible<wof::once_lock<tracked>>::value, "destroys its T");
@@ -104,121 +66,162 @@ static_assert(noexcept(std::declval<wof::lazy_cell<int> &>().get()), "get is noe
 
 // Namespace-scope objects: constant initialisation (proven by constinit in C++20).
 wof::once_lock<std::string> global_lock;
-wof::once_cell<int> global_cell;
+wof::once_cell<std::string> global_cell;
 #if __cplusplus >= 202002L
 constinit wof::once_lock<tracked> constinit_lock;
 constinit wof::once_cell<tracked> constinit_cell;
 constinit wof::lazy_cell<int> constinit_lazy_cell([] { return 7; });
 #endif
 
-// ---- once_lock -------------------------------------------------------------------------------
+// ---- what once_lock<T> and once_cell<T> share: each behaviour once, for both -----------------
 
-void test_lock_basic()
+// One T, made by the first get_or_init; set and try_insert then store nothing and leave their
+// arguments alone; a type that cannot move is built in place from several arguments.
+template <template <typename> class Cell>
+std::string *check_basic(Cell<std::string> &cell, Cell<std::string> &global)
 {
-	wof::once_lock<std::string> lock;
 	int runs = 0;
 
-	CHECK(lock.get() == nullptr);
-	std::string &s = lock.get_or_init([&runs] { return ++runs, std::string("first"); });
-	CHECK(s == "first" && lock.get() == &s);
-	CHECK(&lock.get_or_init([&runs] { return ++runs, std::string("second"); }) == &s);
+	CHECK(cell.get() == nullptr);
+	std::string &s = cell.get_or_init([&runs] { return ++runs, std::string("first"); });
+	CHECK(s == "first" && cell.get() == &s);
+	CHECK(&cell.get_or_init([&runs] { return ++runs, std::string("second"); }) == &s);
 	CHECK(runs == 1);
-	CHECK(lock.wait() == "first");
 
 	std::string kept(100, 'k'); // long: a move would empty it
-	CHECK(!lock.set(std::move(kept)));
+	CHECK(!cell.set(std::move(kept)));
 	CHECK(kept.size() == 100); // not stored, not moved from
-	std::pair<std::string *, bool> r = lock.try_insert("third");
+	std::pair<std::string *, bool> r = cell.try_insert("third");
 	CHECK(r.first == &s && !r.second && s == "first");
+	CHECK(global.set(std::move(kept)));
+	CHECK(kept.empty() && global.get()->size() == 100);
+	CHECK(global.set("again") == false);
 
-	CHECK(global_lock.set(std::move(kept)));
-	CHECK(kept.empty() && global_lock.get()->size() == 100);
-	CHECK(global_lock.set("again") == false);
-
-	// In place, from several arguments, for a type that cannot move.
-	wof::once_lock<pinned> pins;
+	Cell<pinned> pins;
 	std::pair<pinned *, bool> p = pins.try_insert(1, 2);
 	CHECK(p.second && p.first == pins.get() && p.first->a == 1 && p.first->b == 2);
 	CHECK(!pins.set(3, 4) && pins.get()->a == 1);
 #if __cplusplus >= 201703L
-	wof::once_lock<pinned> elided;
+	Cell<pinned> elided;
 	CHECK(elided.get_or_init([] { return pinned(5, 6); }).b == 6); // built in place
 #endif
+	return &s;
+}
+
+// An initialiser or a constructor that throws leaves the object empty and usable (not busy).
+template <template <typename> class Cell>
+void check_exceptions()
+{
+	Cell<fussy> cell;
+
+	CHECK(throws<std::runtime_error>([&] {
+		cell.get_or_init([]() -> fussy { throw std::runtime_error("init failed"); });
+	}));
+	CHECK(cell.get() == nullptr);
+	CHECK(throws<std::invalid_argument>([&] { cell.set(-1); })); // the constructor throws
+	CHECK(cell.get() == nullptr);
+	CHECK(cell.get_or_init([] { return fussy(3); }).v == 3);
+	CHECK(!cell.set(4) && cell.get()->v == 3);
+}
+
+// Re-entry from the initialiser throws EDEADLK; inside, the object is still empty.
+template <template <typename> class Cell>
+void check_reentry()
+{
+	Cell<int> cell;
+	int get_or_init = 0, set = 0;
+	int *inside = &get_or_init;
+
+	CHECK(cell.get_or_init([&] {
+		get_or_init = error_of([&] { cell.get_or_init([] { return 1; }); });
+		set = error_of([&] { cell.set(2); });
+		inside = cell.get();
+		return 3;
+	}) == 3);
+	CHECK(get_or_init == EDEADLK && set == EDEADLK && inside == nullptr);
+}
+
+// Nothing made, nothing destroyed; reset() and the destructor destroy the T; take() (C++17)
+// moves it out.
+template <template <typename> class Cell>
+void check_lifetime()
+{
+	int made0 = made, destroyed0 = destroyed;
+	{
+		Cell<tracked> unused;
+		(void)unused;
+	}
+	CHECK(made == made0 && destroyed == destroyed0);
+	{
+		Cell<tracked> cell;
+		CHECK(cell.set(1));
+		cell.reset();
+		CHECK(destroyed == destroyed0 + 1 && cell.get() == nullptr);
+		cell.reset(); // empty: nothing to destroy
+		CHECK(destroyed == destroyed0 + 1);
+		CHECK(cell.set(2) && cell.get()->serial == 2);
+	}
+	CHECK(made == made0 + 2 && destroyed == destroyed0 + 2); // the destructor's
+#if __cplusplus >= 201703L
+	{
+		Cell<tracked> cell;
+		CHECK(!cell.take().has_value());
+		cell.set("taken", 3);
+		std::optional<tracked> t = cell.take();
+		CHECK(t && t->name == "taken" && cell.get() == nullptr);
+		CHECK(destroyed == destroyed0 + 2); // moved from: the cell's copy is not counted
+		CHECK(cell.set(4));
+	}
+	CHECK(destroyed == destroyed0 + 4); // the taken one and the cell's second
+#endif
+}
+
+// ---- once_lock -------------------------------------------------------------------------------
+
+void test_lock()
+{
+	wof::once_lock<std::string> lock;
+	std::string *s = check_basic(lock, global_lock);
+	CHECK(&lock.wait() == s);
+	check_exceptions<wof::once_lock>();
+	check_reentry<wof::once_lock>();
+	check_lifetime<wof::once_lock>();
 #if __cplusplus >= 202002L
 	CHECK(constinit_lock.get() == nullptr && constinit_lock.set(1));
 	CHECK(constinit_lock.get()->serial == 1);
 #endif
-}
 
-void test_lock_exceptions()
-{
-	wof::once_lock<fussy> lock;
-	bool caught = false;
-
-	try {
-		lock.get_or_init([]() -> fussy { throw std::runtime_error("init failed"); });
-	} catch (const std::runtime_error &) {
-		caught = true;
-	}
-	CHECK(caught && lock.get() == nullptr);
-	caught = false;
-	try {
-		lock.set(-1); // the constructor throws
-	} catch (const std::invalid_argument &) {
-		caught = true;
-	}
-	CHECK(caught && lock.get() == nullptr);
-	CHECK(lock.get_or_init([] { return fussy(3); }).v == 3);
-	CHECK(!lock.set(4) && lock.get()->v == 3);
-}
-
-void test_lock_reentry()
-{
-	wof::once_lock<int> lock;
-	int get_or_init = 0, set = 0, wait = 0;
-	int *inside = &get_or_init;
-
-	CHECK(lock.get_or_init([&] {
-		get_or_init = deadlock_code([&] { lock.get_or_init([] { return 1; }); });
-		set = deadlock_code([&] { lock.set(2); });
-		wait = deadlock_code([&] { lock.wait(); });
-		inside = lock.get();
-		return 3;
-	}) == 3);
-	CHECK(get_or_init == EDEADLK && set == EDEADLK && wait == EDEADLK);
-	CHECK(inside == nullptr);
+	wof::once_lock<int> again; // and wait(), which only a lock has
+	int wait = 0;
+	again.get_or_init([&] {
+		wait = error_of([&] { again.wait(); });
+		return 1;
+	});
+	CHECK(wait == EDEADLK);
 }
 
 void test_lock_threads()
 {
 	std::atomic<int> inits(0), attempts(0), thrown(0);
 	wof::once_lock<std::vector<int>> lock;
-	std::atomic<bool> go(false);
-	std::vector<std::thread> threads;
 	std::vector<std::vector<int> *> seen(12);
 
-	for (std::size_t i = 0; i < seen.size(); ++i)
-		threads.emplace_back([&, i] {
-			while (!go.load())
-				std::this_thread::yield();
-			try {
-				std::vector<int> &v = lock.get_or_init([&] {
-					if (attempts.fetch_add(1) == 0) {
-						std::this_thread::sleep_for(ms(30));
-						throw std::runtime_error("first attempt");
-					}
-					++inits;
-					return std::vector<int>(500, static_cast<int>(i));
-				});
-				if (v.size() == 500)
-					seen[i] = &v;
-			} catch (const std::runtime_error &) {
-				++thrown;
-			}
-		});
-	go.store(true);
-	for (auto &t : threads)
-		t.join();
+	race(12, [&](int i) {
+		try {
+			std::vector<int> &v = lock.get_or_init([&] {
+				if (attempts.fetch_add(1) == 0) {
+					std::this_thread::sleep_for(ms(30));
+					throw std::runtime_error("first attempt");
+				}
+				++inits;
+				return std::vector<int>(500, i);
+			});
+			if (v.size() == 500)
+				seen[static_cast<std::size_t>(i)] = &v;
+		} catch (const std::runtime_error &) {
+			++thrown;
+		}
+	});
 	CHECK(thrown == 1 && inits == 1 && attempts == 2);
 	int same = 0;
 	for (std::vector<int> *p : seen)
@@ -235,57 +238,15 @@ void test_lock_threads()
 	CHECK(got == 17);
 }
 
-void test_lock_lifetime()
-{
-	int made0 = made, destroyed0 = destroyed;
-	{
-		wof::once_lock<tracked> unused;
-		(void)unused;
-	}
-	CHECK(made == made0 && destroyed == destroyed0);
-	{
-		wof::once_lock<tracked> lock;
-		CHECK(lock.set(1));
-		lock.reset();
-		CHECK(destroyed == destroyed0 + 1 && lock.get() == nullptr);
-		lock.reset(); // empty: nothing to destroy
-		CHECK(destroyed == destroyed0 + 1);
-		CHECK(lock.set(2) && lock.get()->serial == 2);
-	}
-	CHECK(made == made0 + 2 && destroyed == destroyed0 + 2); // the destructor's
-#if __cplusplus >= 201703L
-	{
-		wof::once_lock<tracked> lock;
-		CHECK(!lock.take().has_value());
-		lock.set("taken", 3);
-		std::optional<tracked> t = lock.take();
-		CHECK(t && t->name == "taken" && lock.get() == nullptr);
-		CHECK(destroyed == destroyed0 + 2); // moved from: the lock's copy is not counted
-		CHECK(lock.set(4));
-	}
-	CHECK(destroyed == destroyed0 + 4); // the taken one and the lock's second
-#endif
-}
-
 // ---- once_cell -------------------------------------------------------------------------------
 
-void test_cell_basic()
+void test_cell()
 {
 	wof::once_cell<std::string> cell;
-	int runs = 0;
-
-	CHECK(cell.get() == nullptr);
-	std::string &s = cell.get_or_init([&runs] { return ++runs, std::string("first"); });
-	CHECK(s == "first" && cell.get() == &s);
-	CHECK(&cell.get_or_init([&runs] { return ++runs, std::string("second"); }) == &s);
-	CHECK(runs == 1);
-	std::string kept(100, 'k');
-	CHECK(!cell.set(std::move(kept)) && kept.size() == 100);
-	CHECK(!cell.try_insert("x").second);
-	CHECK(global_cell.set(5) && *global_cell.get() == 5);
-
-	wof::once_cell<pinned> pins;
-	CHECK(pins.set(1, 2) && pins.get()->b == 2);
+	check_basic(cell, global_cell);
+	check_exceptions<wof::once_cell>();
+	check_reentry<wof::once_cell>();
+	check_lifetime<wof::once_cell>();
 #if __cplusplus >= 202002L
 	CHECK(constinit_cell.get() == nullptr && constinit_cell.set(9));
 	CHECK(constinit_lazy_cell.force() == 7);
@@ -303,72 +264,7 @@ void test_cell_basic()
 	CHECK(*mine.get() == main_id);
 }
 
-void test_cell_exceptions_and_reentry()
-{
-	wof::once_cell<fussy> cell;
-	bool caught = false;
-
-	try {
-		cell.get_or_init([]() -> fussy { throw std::runtime_error("init failed"); });
-	} catch (const std::runtime_error &) {
-		caught = true;
-	}
-	CHECK(caught && cell.get() == nullptr);
-	caught = false;
-	try {
-		cell.set(-1);
-	} catch (const std::invalid_argument &) {
-		caught = true;
-	}
-	CHECK(caught && cell.get() == nullptr);
-	CHECK(cell.set(1) && cell.get()->v == 1); // not EDEADLK: the cell is not left busy
-
-	wof::once_cell<int> again;
-	int inner = 0;
-	CHECK(again.get_or_init([&] {
-		inner = deadlock_code([&] { again.set(1); });
-		return 2;
-	}) == 2);
-	CHECK(inner == EDEADLK);
-
-	wof::lazy_cell<int> lazy([]() -> int { throw std::runtime_error("lazy"); });
-	caught = false;
-	try {
-		lazy.force();
-	} catch (const std::runtime_error &) {
-		caught = true;
-	}
-	CHECK(caught && lazy.get() == nullptr);
-	caught = false;
-	try {
-		lazy.force(); // runs init again, which throws again
-	} catch (const std::runtime_error &) {
-		caught = true;
-	}
-	CHECK(caught);
-}
-
-void test_cell_lifetime()
-{
-	int made0 = made, destroyed0 = destroyed;
-	{
-		wof::once_cell<tracked> cell;
-		CHECK(cell.set(1));
-		cell.reset();
-		CHECK(destroyed == destroyed0 + 1 && cell.get() == nullptr);
-		CHECK(cell.set(2));
-	}
-	CHECK(made == made0 + 2 && destroyed == destroyed0 + 2);
-#if __cplusplus >= 201703L
-	{
-		wof::once_cell<tracked> cell;
-		cell.set(3);
-		std::optional<tracked> t = cell.take();
-		CHECK(t && t->serial == 3 && cell.get() == nullptr);
-	}
-	CHECK(destroyed == destroyed0 + 3);
-#endif
-}
+// ---- what wof::lazy<T> and wof::lazy_cell<T> share -------------------------------------------
 
 int lazy_runs;
 
@@ -377,34 +273,59 @@ int make_lazy()
 	return ++lazy_runs * 10;
 }
 
-void test_lazy_cell()
+// Made by the first force, once, from a function or a lambda with captures; an init that throws
+// leaves the lazy empty, to run again on the next force; re-entry throws EDEADLK.
+template <template <typename, typename> class Lazy>
+void check_lazy()
 {
-	wof::lazy_cell<int> lazy(&make_lazy);
+	lazy_runs = 0;
+	Lazy<int, int (*)()> lazy(&make_lazy);
 	CHECK(lazy.get() == nullptr && lazy_runs == 0);
 	CHECK(lazy.force() == 10 && *lazy == 10 && lazy.get() == &lazy.force());
 	CHECK(lazy_runs == 1);
 
 	int calls = 0;
 	auto init = [&calls] { return std::string(static_cast<std::size_t>(++calls), 'x'); };
-	wof::lazy_cell<std::string, decltype(init)> captured(init);
+	Lazy<std::string, decltype(init)> captured(init);
 	CHECK(captured->size() == 1 && captured.force().size() == 1 && calls == 1);
+
+	int attempts = 0;
+	auto flaky = [&attempts]() -> int {
+		if (++attempts == 1)
+			throw std::runtime_error("first attempt");
+		return attempts;
+	};
+	Lazy<int, decltype(flaky)> retried(flaky);
+	CHECK(throws<std::runtime_error>([&] { retried.force(); }));
+	CHECK(retried.get() == nullptr);
+	CHECK(retried.force() == 2 && retried.force() == 2 && attempts == 2);
+
+	// Re-entry: caught inside, the outer run completes; let out, the lazy stays empty.
+	Lazy<int, std::function<int()>> *self = nullptr;
+	int inner = 0;
+	Lazy<int, std::function<int()>> reentrant([&]() -> int {
+		inner = error_of([&] { self->force(); });
+		return 1;
+	});
+	self = &reentrant;
+	CHECK(reentrant.force() == 1 && inner == EDEADLK);
+	Lazy<int, std::function<int()>> let_out([&]() -> int { return self->force() + 1; });
+	self = &let_out;
+	CHECK(error_of([&] { let_out.force(); }) == EDEADLK && let_out.get() == nullptr);
+}
+
+void test_lazy()
+{
+	check_lazy<wof::lazy>();
+	check_lazy<wof::lazy_cell>();
 #if defined(__cpp_deduction_guides)
 	wof::lazy_cell deduced{[] { return 2.5; }};
 	static_assert(std::is_same<decltype(deduced)::value_type, double>::value, "CTAD");
 	CHECK(*deduced == 2.5);
 #endif
-
-	wof::lazy_cell<int, std::function<int()>> *self = nullptr;
-	int inner = 0;
-	wof::lazy_cell<int, std::function<int()>> reentrant([&]() -> int {
-		inner = deadlock_code([&] { self->force(); });
-		return 1;
-	});
-	self = &reentrant;
-	CHECK(reentrant.force() == 1 && inner == EDEADLK);
 }
 
-// ---- the C cells from C++: an init that throws (the library's cleanup clears "busy") ----------
+// ---- the C cells from C++: an init that throws (the library's cleanup clears "busy") ---------
 
 int c_value = 5;
 int c_throws_left;
@@ -424,26 +345,16 @@ int c_try_init(void *arg, void **out)
 	return 0;
 }
 
-template <typename F>
-bool throws_runtime_error(F f)
-{
-	try {
-		f();
-	} catch (const std::runtime_error &) {
-		return true;
-	}
-	return false;
-}
-
 void test_c_cells_after_exception()
 {
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 	void *out = nullptr;
 
 	c_throws_left = 2;
-	CHECK(throws_runtime_error([&] { wof_once_cell_get_or_init(&cell, c_init, &c_value); }));
+	CHECK(throws<std::runtime_error>(
+	        [&] { wof_once_cell_get_or_init(&cell, c_init, &c_value); }));
 	CHECK(wof_once_cell_get(&cell) == nullptr);
-	CHECK(throws_runtime_error(
+	CHECK(throws<std::runtime_error>(
 	        [&] { wof_once_cell_get_or_try_init(&cell, c_try_init, &c_value, &out); }));
 	CHECK(wof_once_cell_get(&cell) == nullptr);
 	errno = 0;
@@ -454,23 +365,13 @@ void test_c_cells_after_exception()
 
 	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(c_init, &c_value);
 	c_throws_left = 1;
-	CHECK(throws_runtime_error([&] { wof_lazy_cell_force(&lazy); }));
+	CHECK(throws<std::runtime_error>([&] { wof_lazy_cell_force(&lazy); }));
 	CHECK(wof_lazy_cell_get(&lazy) == nullptr);
 	CHECK(wof_lazy_cell_force(&lazy) == &c_value);
 	CHECK(wof_lazy_cell_get(&lazy) == &c_value);
 }
 
 // ---- fork ------------------------------------------------------------------------------------
-
-int wiped, wiped_serial;
-pid_t wiped_pid;
-
-void on_wipe(tracked &stale)
-{
-	++wiped;
-	wiped_pid = stale.pid;
-	wiped_serial = stale.serial;
-}
 
 // With on_wipe a lock stays valid for the life of the process: namespace scope.
 wof::once_lock<tracked> fork_lock(&on_wipe);
@@ -516,8 +417,6 @@ void test_fork()
 		return 0;
 	});
 	CHECK(code == 0);
-	if (code != 0)
-		std::fprintf(stderr, "test_fork: child exit %d\n", code);
 	CHECK(wiped == 0);
 	CHECK(fork_lock.get()->pid == parent && fork_lock.get()->serial == 1);
 	CHECK(fork_cell.get()->serial == 2 && fork_lazy_cell.get()->serial == 100);
@@ -544,13 +443,10 @@ void test_fork_inside_cell_init()
 	int &v = cell.get_or_init([&] {
 		child_code = in_child([&] {
 			CHILD_CHECK(getpid() != parent);
-			bool threw = false;
-			try {
+			CHILD_CHECK(throws<std::runtime_error>([&] {
 				cell.get_or_init([]() -> int { throw std::runtime_error("c"); });
-			} catch (const std::runtime_error &) {
-				threw = true;
-			}
-			CHILD_CHECK(threw && cell.get() == nullptr);
+			}));
+			CHILD_CHECK(cell.get() == nullptr);
 			CHILD_CHECK(cell.get_or_init([] { return 2; }) == 2);
 			return 0;
 		});
@@ -580,7 +476,7 @@ void test_fork_inside_cell_init()
 		_exit(usable ? 0 : 1);
 	}
 	CHECK(pid > 0);
-	CHECK(test::reap(pid) == 0);
+	CHECK(said(th_reap(pid, "fork")) == 0);
 	CHECK(forked.get() != nullptr && *forked.get() == 1);
 }
 
@@ -588,15 +484,10 @@ void test_fork_inside_cell_init()
 
 int main()
 {
-	test_lock_basic();
-	test_lock_exceptions();
-	test_lock_reentry();
+	test_lock();
 	test_lock_threads();
-	test_lock_lifetime();
-	test_cell_basic();
-	test_cell_exceptions_and_reentry();
-	test_cell_lifetime();
-	test_lazy_cell();
+	test_cell();
+	test_lazy();
 	test_c_cells_after_exception();
 	test_fork();
 	test_fork_inside_cell_init();

@@ -31,18 +31,19 @@ def blocks(path):
         yield line, match.group(1)
 
 
-def check(cc, cflags, libs, wrapper, include, lib, source, workdir):
+def check(args, source, workdir):
     src = os.path.join(workdir, "example.c")
     exe = os.path.join(workdir, "example.exe")  # the name a Windows target needs; any will do
     with open(src, "w", encoding="utf-8") as f:
         f.write(source)
-    base = cc + ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I", include] + cflags
+    base = shlex.split(args.cc) + ["-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                                   "-I", args.include] + shlex.split(args.cflags)
     if not re.search(r"\bmain\s*\(", source):
         cmd = base + ["-c", src, "-o", exe + ".o"]
         run = None
     else:
-        cmd = base + [src, "-o", exe, lib, "-pthread"] + libs
-        run = wrapper + [exe]
+        cmd = base + [src, "-o", exe, args.lib, "-pthread"] + shlex.split(args.libs)
+        run = shlex.split(args.exe_wrapper) + [exe]
     built = subprocess.run(cmd, capture_output=True, text=True)
     if built.returncode != 0:
         return "does not compile:\n" + built.stdout + built.stderr
@@ -77,9 +78,7 @@ def main():
             if args.skip_if and re.search(args.skip_if, src, re.M):
                 print(f"ok {number} - {name} # SKIP matches {args.skip_if}")
                 continue
-            error = check(shlex.split(args.cc), shlex.split(args.cflags),
-                          shlex.split(args.libs), shlex.split(args.exe_wrapper), args.include,
-                          args.lib, src, workdir)
+            error = check(args, src, workdir)
             if error:
                 failed += 1
                 print(f"not ok {number} - {name}")

@@ -7,6 +7,7 @@
  */
 #include "wof-test.h"
 
+#include <stdarg.h>
 #include <string.h>
 #if TH_PTHREADS
 #include <sched.h>
@@ -64,8 +65,7 @@ int th_runs(int *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-
-int th_payload_of(const struct th_item *it)
+static int th_payload_of(const struct th_item *it)
 {
 	return (int)(((uintptr_t)it >> 3) ^ 0x5eed);
 }
@@ -79,7 +79,7 @@ static void th_item_enter(struct th_item *it)
 		sched_yield();
 }
 
-int th_item_try(void *arg)
+static int th_item_try(void *arg)
 {
 	struct th_item *it = arg;
 	int attempt = __atomic_add_fetch(&it->attempts, 1, __ATOMIC_RELAXED);
@@ -95,7 +95,7 @@ int th_item_try(void *arg)
 	return rc;
 }
 
-void th_item_fill(void *arg)
+static void th_item_fill(void *arg)
 {
 	(void)th_item_try(arg);
 }
@@ -126,7 +126,91 @@ bool th_item_take_part(struct th_item *it, enum th_how how)
 	       wof_once_is_completed(&it->once);
 }
 
+#define TH_RACE_BATCH 64
 
+struct th_race {
+	struct th_item items[TH_RACE_BATCH];
+	int rounds;
+	bool use_try;
+	pthread_barrier_t barrier;
+	int bad;         /* atomic: calls that returned early, with an error or a wrong payload */
+	const char *err; /* the first failure the checks found */
+};
+
+/* A thread of a race or a hammer: the shared state, and its own number. */
+struct th_racer {
+	void *group;
+	int id;
+};
+
+/* Fresh onces for the next round. */
+static void th_race_refill(struct th_race *r, int round)
+{
+	memset(r->items, 0, sizeof r->items);
+	for (int j = 0; j < TH_RACE_BATCH; j++)
+		r->items[j].fails = r->use_try ? (round + j) % 3 : 0;
+}
+
+/* Run by one thread between rounds, while the others wait at the barrier. */
+static void th_race_check(struct th_race *r, int round)
+{
+	for (int j = 0; !r->err && j < TH_RACE_BATCH; j++) {
+		struct th_item *it = &r->items[j];
+		if (it->runs != 1 || it->attempts != it->fails + 1 || it->overlap ||
+		    !wof_once_is_completed(&it->once))
+			r->err = th_failed("round %d, once %d: %d completing runs, %d in all "
+			                   "(expected %d), overlapping %d", round, j, it->runs,
+			                   it->attempts, it->fails + 1, it->overlap);
+	}
+	if (!r->err && r->bad)
+		r->err = th_failed("round %d: %d calls returned early, with an error or saw a "
+		                   "wrong payload", round, r->bad);
+	th_race_refill(r, round + 1);
+}
+
+static void *th_race_thread(void *arg)
+{
+	struct th_racer *me = arg;
+	struct th_race *r = me->group;
+	enum th_how how = th_racer_how(me->id, r->use_try);
+	int offset = me->id % 2 ? me->id * 7 : 0;
+
+	for (int round = 0; round < r->rounds; round++) {
+		pthread_barrier_wait(&r->barrier);
+		for (int k = 0; k < TH_RACE_BATCH; k++)
+			if (!th_item_take_part(&r->items[(k + offset) % TH_RACE_BATCH], how))
+				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+		if (pthread_barrier_wait(&r->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
+			th_race_check(r, round);
+	}
+	return NULL;
+}
+
+const char *th_race_run(int nthreads, int rounds, bool use_try)
+{
+	struct th_race *r = calloc(1, sizeof *r);
+	struct th_racer racers[TH_MAX_RACERS];
+	pthread_t t[TH_MAX_RACERS];
+	const char *err;
+
+	if (!r || nthreads > TH_MAX_RACERS)
+		return "cannot set up the race";
+	r->rounds = rounds;
+	r->use_try = use_try;
+	th_race_refill(r, 0);
+	pthread_barrier_init(&r->barrier, NULL, (unsigned)nthreads);
+	for (int i = 0; i < nthreads; i++) {
+		racers[i] = (struct th_racer){ r, i };
+		th_start(&t[i], th_race_thread, &racers[i]);
+	}
+	for (int i = 0; i < nthreads; i++)
+		if (th_join(t[i], NULL, 12 * TH_DEADLINE_S) != 0)
+			return th_failed("racing thread %d hung", i);
+	pthread_barrier_destroy(&r->barrier);
+	err = r->err;
+	free(r);
+	return err;
+}
 
 void th_block_fn(void *arg)
 {
@@ -140,7 +224,7 @@ void th_block_fn(void *arg)
 	th_set(&b->finished, 1);
 }
 
-int th_block_try_fn(void *arg)
+static int th_block_try_fn(void *arg)
 {
 	th_block_fn(arg);
 	return ((struct th_blocker *)arg)->result;
@@ -154,7 +238,6 @@ void *th_run_blocker(void *arg)
 
 	return (void *)(intptr_t)rc;
 }
-
 
 static void th_waiter_fn(void *arg)
 {
@@ -192,6 +275,78 @@ void *th_waiter_thread(void *arg)
 	return NULL;
 }
 
+/* Starts n (at most TH_MAX_WAITERS) waiters on `once`: call, try_call, wait in turn. */
+static int th_start_waiters(struct th_waiter *w, pthread_t *t, int n, wof_once_t *once,
+                            int *payload)
+{
+	n = n < TH_MAX_WAITERS ? n : TH_MAX_WAITERS;
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct th_waiter){ .once = once, .how = (enum th_how)(i % 3),
+		                           .payload = payload };
+		th_start(&t[i], th_waiter_thread, &w[i]);
+	}
+	return n;
+}
+
+/* Joins them: NULL if each returned 0 with errno kept (and saw 42 in *payload), else what
+ * went wrong. *ran: how many ran their own fn. */
+static const char *th_join_waiters(struct th_waiter *w, pthread_t *t, int n, int *ran)
+{
+	*ran = 0;
+	for (int i = 0; i < n; i++) {
+		if (th_join(t[i], NULL, TH_DEADLINE_S) != 0)
+			return th_failed("waiter %d hung", i);
+		if (w[i].rc != 0 || !w[i].errno_kept || (w[i].payload && w[i].saw != 42))
+			return th_failed("waiter %d got %d, errno kept %d, saw %d", i, w[i].rc,
+			                 w[i].errno_kept, w[i].saw);
+		*ran += w[i].ran;
+	}
+	return NULL;
+}
+
+const char *th_blocked_run(enum th_block_end end, bool cancel, bool use_try, int nwaiters,
+                           long park_us)
+{
+	struct th_blocker b = { .once = WOF_ONCE_INIT, .end = end, .use_try = use_try,
+		                .result = EAGAIN };
+	struct th_waiter w[TH_MAX_WAITERS];
+	pthread_t runner, t[TH_MAX_WAITERS];
+	bool completes = !cancel && end == TH_END_RETURN && !use_try;
+	void *rc, *want = cancel ? PTHREAD_CANCELED
+	                  : end == TH_END_RETURN && use_try ? (void *)(intptr_t)EAGAIN : NULL;
+	const char *err;
+	int ran, early, again = 0;
+
+	th_start(&runner, th_run_blocker, &b);
+	if (!th_await(&b.entered, 1, TH_DEADLINE_S))
+		return "fn never started";
+	nwaiters = th_start_waiters(w, t, nwaiters, &b.once, completes ? &b.payload : NULL);
+	if (park_us >= 0 && !th_await_queued_now(&b.once, TH_DEADLINE_S))
+		return "nobody parked";
+	if (park_us > 0)
+		th_nap(park_us);
+	early = wof_once_is_completed(&b.once);
+	for (int i = 0; i < nwaiters; i++)
+		early += th_get(&w[i].returned);
+	if (cancel)
+		pthread_cancel(runner);
+	else
+		th_set(&b.gate, 1);
+	if (th_join(runner, &rc, TH_DEADLINE_S) != 0)
+		return "the runner hung";
+	if ((err = th_join_waiters(w, t, nwaiters, &ran)) != NULL)
+		return err;
+	if (rc != want || b.finished != (end == TH_END_RETURN && !cancel) || early ||
+	    ran != !completes)
+		return th_failed("the runner ended with %p (expected %p), fn finished %d; %d "
+		                 "returns or completion before it, %d waiters ran their fn "
+		                 "(expected %d)", rc, want, b.finished, early, ran, !completes);
+	if (!wof_once_is_completed(&b.once) || wof_once_call(&b.once, th_count_run, &again) != 0 ||
+	    again != 0)
+		return "the once is not complete afterwards";
+	return NULL;
+}
+
 #endif /* TH_PTHREADS */
 
 #ifndef _WIN32
@@ -212,37 +367,69 @@ int th_detected_kinds(enum th_fork_kind kinds[TH_FORK_KINDS])
 
 /* ---- Fork scenarios, shared by the Criterion tests and the plain programs ---- */
 
-
-
-/*
- * Fork while fn runs in another thread of the parent. The child's side: the once is
- * incomplete, and failing, completing and waiting on it never wait for the parent's runner,
- * which this process does not have.
- */
-
 int th_during_child(void *arg)
 {
 	struct th_during *d = arg;
 	int before = d->child_runs;
 
-	if (wof_once_is_completed(&d->b.once))
-		return 1;
-	if (wof_once_try_call(&d->b.once, th_fail_eio, NULL) != EIO)
-		return 2;
-	if (wof_once_call(&d->b.once, th_count_run, &d->child_runs) != 0)
-		return 3;
-	if (d->child_runs != before + 1)
-		return 4;
-	if (!wof_once_is_completed(&d->b.once) || wof_once_wait(&d->b.once) != 0)
-		return 5;
+	TH_CHILD_CHECK(!wof_once_is_completed(&d->b.once));
+	TH_CHILD_CHECK(wof_once_try_call(&d->b.once, th_fail_eio, NULL) == EIO);
+	TH_CHILD_CHECK(wof_once_call(&d->b.once, th_count_run, &d->child_runs) == 0);
+	TH_CHILD_CHECK(d->child_runs == before + 1);
+	TH_CHILD_CHECK(wof_once_is_completed(&d->b.once) && wof_once_wait(&d->b.once) == 0);
 	return 0;
 }
 
-/*
- * fn itself forks, once `nwaiters` threads of the parent have parked on the once. In the
- * parent the once completes and the waiters return without running anything; in the child it
- * is incomplete and runs again.
- */
+const char *th_during_run(enum th_fork_kind kind, int nwaiters, bool park, int (*child)(void *))
+{
+	struct th_during d = { .b = { .once = WOF_ONCE_INIT } };
+	struct th_waiter w[TH_MAX_WAITERS];
+	pthread_t runner, t[TH_MAX_WAITERS];
+	void *rc;
+	const char *err;
+	int code, ran, early;
+
+	th_start(&runner, th_run_blocker, &d.b);
+	if (!th_await(&d.b.entered, 1, TH_DEADLINE_S))
+		return "fn never started";
+	nwaiters = th_start_waiters(w, t, nwaiters, &d.b.once, &d.b.payload);
+	if (park && nwaiters && !th_await_queued_now(&d.b.once, TH_DEADLINE_S))
+		return "nobody parked";
+	code = th_wait(th_spawn(kind, child ? child : th_during_child, &d), TH_DEADLINE_S);
+	early = wof_once_is_completed(&d.b.once);
+	for (int i = 0; i < nwaiters; i++)
+		early += th_get(&w[i].returned);
+	th_set(&d.b.gate, 1);
+	if (th_join(runner, &rc, TH_DEADLINE_S) != 0)
+		return "the runner hung";
+	if ((err = th_join_waiters(w, t, nwaiters, &ran)) != NULL)
+		return err;
+	if (code != 0)
+		return th_failed("%s child: %s", th_fork_names[kind], th_outcome(code));
+	if (early || rc || ran || !d.b.finished || !wof_once_is_completed(&d.b.once) ||
+	    d.child_runs)
+		return th_failed("the parent's once: %d returns or completion before fn, runner "
+		                 "got %p, %d waiters ran fn, finished %d, completed %d, child's "
+		                 "runs %d", early, rc, ran, d.b.finished,
+		                 wof_once_is_completed(&d.b.once), d.child_runs);
+	return NULL;
+}
+
+int th_child_waits(wof_once_t *once, int *runs)
+{
+	struct th_waiter w = { .once = once, .how = TH_WAIT };
+	pthread_t t;
+	int before = *runs;
+
+	TH_CHILD_CHECK(!wof_once_is_completed(once));
+	TH_CHILD_CHECK(pthread_create(&t, NULL, th_waiter_thread, &w) == 0);
+	TH_CHILD_CHECK(th_await_queued(once, 5));
+	TH_CHILD_CHECK(!th_get(&w.returned)); /* else the parent's completion, or run, counted */
+	TH_CHILD_CHECK(wof_once_call(once, th_count_run, runs) == 0 && *runs == before + 1);
+	TH_CHILD_CHECK(th_join(t, NULL, 5) == 0);
+	TH_CHILD_CHECK(w.rc == 0);
+	return 0;
+}
 
 struct th_inside {
 	wof_once_t once;
@@ -261,10 +448,7 @@ static void th_forking_fn(void *arg)
 
 	s->runs++;
 	s->pid = -1;
-	for (int i = 0; i < s->nwaiters; i++) {
-		s->w[i] = (struct th_waiter){ .once = &s->once, .how = (enum th_how)(i % 3) };
-		th_start(&s->t[i], th_waiter_thread, &s->w[i]);
-	}
+	s->nwaiters = th_start_waiters(s->w, s->t, s->nwaiters, &s->once, NULL);
 	if (s->nwaiters && !th_await_queued_now(&s->once, TH_DEADLINE_S))
 		return;
 	s->pid = th_fork(s->kind);
@@ -277,12 +461,12 @@ const char *th_inside_run(enum th_fork_kind kind, int nwaiters)
 {
 	struct th_inside *s = calloc(1, sizeof *s);
 	const char *err = NULL;
-	int rc, code, ran = 0;
+	int rc, code, ran;
 
 	if (!s)
 		return "out of memory";
 	s->kind = kind;
-	s->nwaiters = nwaiters < TH_MAX_WAITERS ? nwaiters : TH_MAX_WAITERS;
+	s->nwaiters = nwaiters;
 	rc = wof_once_call(&s->once, th_forking_fn, s);
 	if (s->in_child) {
 		if (rc != 0 || s->runs != 1)
@@ -294,13 +478,8 @@ const char *th_inside_run(enum th_fork_kind kind, int nwaiters)
 		_exit(wof_once_is_completed(&s->once) ? 0 : 4);
 	}
 	code = th_wait(s->pid, TH_DEADLINE_S);
-	for (int i = 0; i < s->nwaiters; i++) {
-		if (th_join(s->t[i], NULL, TH_DEADLINE_S) != 0)
-			return th_failed("a waiter of the parent hung");
-		if (s->w[i].rc != 0)
-			err = th_failed("a waiter of the parent got %d", s->w[i].rc);
-		ran += s->w[i].ran;
-	}
+	if ((err = th_join_waiters(s->w, s->t, s->nwaiters, &ran)) != NULL)
+		return err;
 	if (rc != 0)
 		err = th_failed("wof_once_call returned %d in the parent", rc);
 	else if (s->pid <= 0)
@@ -334,15 +513,10 @@ struct th_hammer {
 	int bad; /* atomic: wrong results in the parent */
 };
 
-struct th_hammerer {
-	struct th_hammer *h;
-	int id;
-};
-
 static void *th_hammer_thread(void *arg)
 {
-	struct th_hammerer *me = arg;
-	struct th_hammer *h = me->h;
+	struct th_racer *me = arg;
+	struct th_hammer *h = me->group;
 	int i = 0;
 
 	while (!th_get(&h->stop)) {
@@ -369,30 +543,24 @@ static int th_hammer_child(void *arg)
 
 	for (int i = 0; i < h->nthreads; i++)
 		hi = th_get(&h->progress[i]) > hi ? th_get(&h->progress[i]) : hi;
-	if (wof_once_is_completed(&h->hot))
-		return 1;
-	if (wof_once_call(&h->hot, th_count_run, &h->hot_runs) != 0 ||
-	    th_runs(&h->hot_runs) != before + 1)
-		return 2;
+	TH_CHILD_CHECK(!wof_once_is_completed(&h->hot));
+	TH_CHILD_CHECK(wof_once_call(&h->hot, th_count_run, &h->hot_runs) == 0);
+	TH_CHILD_CHECK(th_runs(&h->hot_runs) == before + 1);
 	for (int j = hi > 16 ? hi - 16 : 0; j < budget && j < hi + 16; j++) {
 		struct th_item *it = &h->items[j];
 		before = th_runs(&it->runs);
-		if (wof_once_is_completed(&it->once))
-			return 3;
-		if (wof_once_call(&it->once, th_count_run, &it->runs) != 0)
-			return 4;
-		if (th_runs(&it->runs) != before + 1 || !wof_once_is_completed(&it->once))
-			return 5;
+		TH_CHILD_CHECK(!wof_once_is_completed(&it->once));
+		TH_CHILD_CHECK(wof_once_call(&it->once, th_count_run, &it->runs) == 0);
+		TH_CHILD_CHECK(th_runs(&it->runs) == before + 1);
+		TH_CHILD_CHECK(wof_once_is_completed(&it->once));
 	}
 	return 0;
 }
 
-/* Runs the scenario with children made by `kinds` in turn. */
-const char *th_hammer_run(int nthreads, int nchildren,
-                                        const enum th_fork_kind *kinds, int nkinds)
+const char *th_hammer_run(int nthreads, int nchildren, const enum th_fork_kind *kinds, int nkinds)
 {
 	struct th_hammer h = { .hot = WOF_ONCE_INIT, .budget = TH_HAMMER_GRANT };
-	struct th_hammerer hs[TH_MAX_HAMMERS];
+	struct th_racer hs[TH_MAX_HAMMERS];
 	pthread_t t[TH_MAX_HAMMERS];
 	int failures = 0, first_code = 0, first_child = -1, done = INT32_MAX;
 	const char *err = NULL;
@@ -404,7 +572,7 @@ const char *th_hammer_run(int nthreads, int nchildren,
 	if (wof_once_call(&h.hot, th_count_run, &h.hot_runs) != 0)
 		return "wof_once_call failed";
 	for (int i = 0; i < h.nthreads; i++) {
-		hs[i] = (struct th_hammerer){ &h, i };
+		hs[i] = (struct th_racer){ &h, i };
 		th_start(&t[i], th_hammer_thread, &hs[i]);
 	}
 	for (int c = 0; c < nchildren; c++) {
@@ -472,7 +640,6 @@ static int th_chain_link(void *arg)
 	return code < 128 ? code : 4;
 }
 
-/* Runs a chain of `length` links; each link's generation must come after its parent's. */
 const char *th_chain_run(int length, const enum th_fork_kind *kinds, int nkinds)
 {
 	struct th_chain *c = calloc(1, sizeof *c);
@@ -497,6 +664,54 @@ const char *th_chain_run(int length, const enum th_fork_kind *kinds, int nkinds)
 	close(fds[0]);
 	free(c);
 	return err;
+}
+
+/* ---- Torture runs ---- */
+
+unsigned th_torture_kinds(bool *child_threads)
+{
+	unsigned kinds = 1u << TH_FORK;
+
+	*child_threads = !TH_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
+	if (!TH_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
+		kinds |= 1u << TH_UFORK | 1u << TH_SYS_FORK | 1u << TH_CLONE;
+	return kinds;
+}
+
+enum th_fork_kind th_torture_pick(unsigned kinds, enum th_fork_kind made_by, uint64_t *rng)
+{
+	enum th_fork_kind kind;
+
+	if (made_by != TH_FORK)
+		kinds &= 1u << TH_SYS_FORK | 1u << TH_CLONE;
+	if (!kinds)
+		return TH_FORK_KINDS;
+	do
+		kind = (enum th_fork_kind)(th_rnd(rng) % TH_FORK_KINDS);
+	while (!(kinds & 1u << kind));
+	return kind;
+}
+
+static char th_deadline_message[256];
+
+static void th_on_deadline(int sig)
+{
+	ssize_t ignored = write(STDOUT_FILENO, th_deadline_message, strlen(th_deadline_message));
+
+	(void)sig;
+	(void)ignored;
+	_exit(3);
+}
+
+void th_torture_deadline(unsigned seconds, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(th_deadline_message, sizeof th_deadline_message, fmt, ap);
+	va_end(ap);
+	signal(SIGALRM, th_on_deadline);
+	alarm(seconds);
 }
 
 #endif /* !_WIN32 */

@@ -3,12 +3,16 @@
  * The behaviours that wof_once_lock_t and wof_once_cell_t share (docs/api.md: get, set,
  * try_insert, take, get_or_init, get_or_try_init, their errors and errno, re-entry, all-zero
  * objects), written once over a small ops table and run by test-once-lock.c and
- * test-once-cell.c. Criterion units only (the bodies assert with cr_assert): include it after
+ * test-once-cell.c; likewise those that wof_lazy_lock_t and wof_lazy_cell_t share (force, get,
+ * retries, EINVAL, EDEADLK), run by test-lazy-lock.c and test-once-cell.c. Also
+ * th_barrier_race(): threads that race from a barrier, for the value units and test-generation.c.
+ * Criterion units only (the bodies assert with cr_assert): include it after
  * <criterion/criterion.h>. TH_VALUE_TEST(suite, behaviour, ops) is one test case.
  */
 #pragma once
 
 #include <criterion/criterion.h>
+#include <semaphore.h>
 #include <stdlib.h>
 
 #include "wof-test.h"
@@ -135,14 +139,90 @@ static inline int try_must_not_run(void *arg, void **out)
 	return 0;
 }
 
+/* Returns its argument, after failing (NULL, errno EIO) flaky_failures_left times. */
+static unsigned flaky_failures_left;
+
+static inline void *flaky_init(void *arg)
+{
+	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
+	if (flaky_failures_left > 0) {
+		flaky_failures_left--;
+		errno = EIO;
+		return NULL;
+	}
+	return arg;
+}
+
+/* A value that depends on the process: a parent's and its child's differ. */
+static int pid_value;
+
+static inline void *pid_init(void *arg)
+{
+	(void)arg;
+	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
+	pid_value = (int)getpid();
+	return &pid_value;
+}
+
+/* ---- threads that race ---- */
+
+struct th_barrier_racer {
+	pthread_barrier_t *barrier;
+	void (*fn)(void *arg, int i);
+	void *arg;
+	int i;
+};
+
+static inline void *th_barrier_racer_thread(void *p)
+{
+	struct th_barrier_racer *r = p;
+
+	pthread_barrier_wait(r->barrier);
+	r->fn(r->arg, r->i);
+	return NULL;
+}
+
+/*
+ * Runs fn(arg, i) for i = 0 .. n-1 (n <= TH_BARRIER_RACE_MAX), each in a thread of its own, all
+ * released at once by a barrier, and joins them. It asserts nothing, so children use it too; a
+ * thread that cannot be started aborts the process (the others would wait at the barrier).
+ */
+#define TH_BARRIER_RACE_MAX 32
+
+static inline void th_barrier_race(int n, void (*fn)(void *arg, int i), void *arg)
+{
+	pthread_barrier_t barrier;
+	struct th_barrier_racer racers[TH_BARRIER_RACE_MAX];
+	pthread_t threads[TH_BARRIER_RACE_MAX];
+
+	if (n < 1 || n > TH_BARRIER_RACE_MAX)
+		abort();
+	pthread_barrier_init(&barrier, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
+		racers[i] = (struct th_barrier_racer){ &barrier, fn, arg, i };
+		if (pthread_create(&threads[i], NULL, th_barrier_racer_thread, &racers[i]) != 0)
+			abort();
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&barrier);
+}
+
+/* Where every body starts: a fresh object (ops->init), no init run yet, errno the sentinel. */
+static inline void th_fresh(const struct th_value_ops *t, union th_value_obj *o)
+{
+	init_calls = try_calls = 0;
+	t->init(o);
+	errno = TH_ERRNO_SENTINEL;
+}
+
 /* ---- get / set / try_insert / take ---- */
 
 static inline void th_values_get_on_empty_is_null_errno_unchanged(const struct th_value_ops *t)
 {
 	union th_value_obj o;
 
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_null(t->get(&o));
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(t->get(&o));
@@ -153,8 +233,7 @@ static inline void th_values_set_then_get(const struct th_value_ops *t)
 {
 	union th_value_obj o;
 
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->set(&o, &value_a), 0);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(t->get(&o), &value_a);
@@ -170,7 +249,7 @@ static inline void th_values_set_twice_is_eexist_value_unchanged(const struct th
 	union th_value_obj o;
 	int *mine = malloc(sizeof *mine);
 
-	t->init(&o);
+	th_fresh(t, &o);
 	cr_assert_eq(t->set(&o, &value_a), 0);
 	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(t->set(&o, mine), EEXIST);
@@ -187,8 +266,7 @@ static inline void th_values_set_null_is_einval(const struct th_value_ops *t)
 {
 	union th_value_obj o;
 
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->set(&o, NULL), EINVAL);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(t->get(&o));
@@ -205,8 +283,7 @@ static inline void th_values_try_insert_reports_the_current_value(const struct t
 	union th_value_obj o;
 	void *current = &value_c;
 
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->try_insert(&o, &value_a, &current), 0);
 	cr_assert_eq(current, &value_a);
 	current = &value_c;
@@ -223,8 +300,7 @@ static inline void th_values_take_on_empty_is_null_errno_unchanged(const struct 
 {
 	union th_value_obj o;
 
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_null(t->take(&o));
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(t->take(NULL));
@@ -235,8 +311,7 @@ static inline void th_values_take_returns_the_value_and_empties(const struct th_
 {
 	union th_value_obj o;
 
-	init_calls = 0;
-	t->init(&o);
+	th_fresh(t, &o);
 	cr_assert_eq(t->set(&o, &value_a), 0);
 	errno = TH_ERRNO_SENTINEL;
 	cr_assert_eq(t->take(&o), &value_a);
@@ -260,9 +335,7 @@ static inline void th_values_get_or_init_runs_init_once_with_its_arg(const struc
 {
 	union th_value_obj o;
 
-	init_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->get_or_init(&o, init_arg, &value_b), &value_b);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_eq(t->get_or_init(&o, init_arg, &value_c), &value_b);
@@ -278,9 +351,7 @@ th_values_init_returning_null_stores_nothing_and_is_retried(const struct th_valu
 {
 	union th_value_obj o;
 
-	init_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_null(t->get_or_init(&o, init_fails_enomem, NULL));
 	cr_assert_eq(errno, ENOMEM, "errno is what init left");
 	errno = TH_ERRNO_SENTINEL;
@@ -299,7 +370,7 @@ static inline void th_values_init_returning_null_leaves_set_possible(const struc
 {
 	union th_value_obj o;
 
-	t->init(&o);
+	th_fresh(t, &o);
 	cr_assert_null(t->get_or_init(&o, init_fails_enomem, NULL));
 	cr_assert_eq(t->set(&o, &value_b), 0);
 	cr_assert_eq(t->get(&o), &value_b);
@@ -309,9 +380,7 @@ static inline void th_values_einval_for_null_object_or_init(const struct th_valu
 {
 	union th_value_obj o;
 
-	init_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_null(t->get_or_init(NULL, init_a, NULL));
 	cr_assert_eq(errno, EINVAL);
 	errno = TH_ERRNO_SENTINEL;
@@ -331,9 +400,7 @@ static inline void th_values_get_or_try_init_propagates_errors_unchanged(const s
 	union th_value_obj o;
 	void *out = NULL;
 
-	try_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->get_or_try_init(&o, try_fails_1234, NULL, &out), 1234);
 	cr_assert_eq(t->get_or_try_init(&o, try_fails_eagain, NULL, &out), EAGAIN);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "int-returning: errno left alone");
@@ -350,9 +417,7 @@ static inline void th_values_get_or_try_init_success_fills_out(const struct th_v
 	union th_value_obj o;
 	void *out = NULL;
 
-	try_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->get_or_try_init(&o, try_ok, &value_b, &out), 0);
 	cr_assert_eq(out, &value_b);
 	cr_assert_eq(t->get(&o), &value_b);
@@ -369,9 +434,7 @@ static inline void th_values_get_or_try_init_zero_with_null_out_is_einval(const 
 	union th_value_obj o;
 	void *out = &value_c;
 
-	try_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->get_or_try_init(&o, try_ok_but_null, NULL, &out), EINVAL);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 	cr_assert_null(t->get(&o), "nothing stored");
@@ -385,9 +448,7 @@ static inline void th_values_get_or_try_init_einval_for_null_arguments(const str
 	union th_value_obj o;
 	void *out = NULL;
 
-	try_calls = 0;
-	t->init(&o);
-	errno = TH_ERRNO_SENTINEL;
+	th_fresh(t, &o);
 	cr_assert_eq(t->get_or_try_init(NULL, try_ok, &value_a, &out), EINVAL);
 	cr_assert_eq(t->get_or_try_init(&o, NULL, &value_a, &out), EINVAL);
 	cr_assert_eq(t->get_or_try_init(&o, try_ok, &value_a, NULL), EINVAL);
@@ -504,6 +565,286 @@ static inline void th_values_all_zero_is_empty_and_usable(const struct th_value_
 	free(o);
 	free(o2);
 }
+
+/* ---- one init among racing threads: get_or_init on a once lock, force on a lazy lock ---- */
+
+struct th_init_race {
+	union {
+		wof_once_lock_t lock;
+		wof_lazy_lock_t lazy;
+	} obj;
+	bool lazy;      /* force obj.lazy, else get_or_init on obj.lock */
+	bool slow;      /* init sleeps, so that the others park */
+	unsigned inits;
+	int value;      /* what init "makes" */
+	int made;       /* written by init, read by every thread after its call */
+	void *got[32];
+	int seen[32];
+};
+
+static inline void *th_init_race_init(void *arg)
+{
+	struct th_init_race *r = arg;
+
+	__atomic_fetch_add(&r->inits, 1, __ATOMIC_RELAXED);
+	if (r->slow)
+		th_nap(2000);
+	r->made = 0x5eed; /* plain write: the call's ordering must publish it */
+	return &r->value;
+}
+
+static inline void th_init_racer(void *arg, int i)
+{
+	struct th_init_race *r = arg;
+
+	r->got[i] = r->lazy ? wof_lazy_lock_force(&r->obj.lazy)
+	                    : wof_once_lock_get_or_init(&r->obj.lock, th_init_race_init, r);
+	r->seen[i] = r->made;
+}
+
+/* For each count of threads, `rounds` races on a fresh object: one init, whose writes every
+ * thread sees. The init sleeps in every other round, or always for a lazy lock. */
+static inline void th_racing_threads_run_one_init(bool lazy, int rounds)
+{
+	static const int counts[] = { 2, 3, 4, 8, 16, 32 };
+	static struct th_init_race r;
+
+	for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+		int n = counts[c];
+		for (int round = 0; round < rounds; round++) {
+			r = (struct th_init_race){ .lazy = lazy, .slow = lazy || round % 2 };
+			if (lazy)
+				r.obj.lazy = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(th_init_race_init, &r);
+			else
+				r.obj.lock = (wof_once_lock_t)WOF_ONCE_LOCK_INIT;
+			th_barrier_race(n, th_init_racer, &r);
+			cr_assert_eq(r.inits, 1, "%d threads, round %d: %u inits", n, round, r.inits);
+			for (int i = 0; i < n; i++) {
+				cr_assert_eq(r.got[i], &r.value, "%d threads: thread %d", n, i);
+				cr_assert_eq(r.seen[i], 0x5eed, "init's writes are visible");
+			}
+			cr_assert_eq(lazy ? wof_lazy_lock_get(&r.obj.lazy) : wof_once_lock_get(&r.obj.lock),
+			             &r.value);
+		}
+	}
+}
+
+/* ---- an init whose thread is cancelled or exits: nothing stored, a waiter runs its own ---- */
+
+struct th_cancel {
+	union {
+		wof_once_lock_t lock;
+		wof_lazy_lock_t lazy;
+	} obj;
+	bool lazy;     /* force obj.lazy, else get_or_init on obj.lock */
+	bool use_exit; /* the first init calls pthread_exit instead of being cancelled */
+	bool go_exit;
+	sem_t in_init;
+	unsigned inits;
+	int value;
+};
+
+/* The first run never returns: it naps in a cancellation point, or exits when told to. */
+static inline void *th_cancel_init(void *arg)
+{
+	struct th_cancel *c = arg;
+
+	if (__atomic_fetch_add(&c->inits, 1, __ATOMIC_RELAXED) > 0)
+		return &c->value;
+	sem_post(&c->in_init);
+	for (;;) {
+		if (c->use_exit && __atomic_load_n(&c->go_exit, __ATOMIC_ACQUIRE))
+			pthread_exit(NULL);
+		th_cancel_nap();
+	}
+}
+
+static inline void *th_cancel_get(struct th_cancel *c)
+{
+	return c->lazy ? wof_lazy_lock_get(&c->obj.lazy) : wof_once_lock_get(&c->obj.lock);
+}
+
+static inline void *th_cancel_waiter(void *arg)
+{
+	struct th_cancel *c = arg;
+
+	return c->lazy ? wof_lazy_lock_force(&c->obj.lazy)
+	               : wof_once_lock_get_or_init(&c->obj.lock, th_cancel_init, c);
+}
+
+static inline void *th_cancel_victim(void *arg)
+{
+	(void)th_cancel_waiter(arg);
+	return &value_c; /* not reached */
+}
+
+static inline void th_cancelled_init_waiter_takes_over(bool lazy, bool use_exit)
+{
+	static struct th_cancel c;
+	pthread_t victim, waiter;
+	void *ret;
+
+	c = (struct th_cancel){ .lazy = lazy, .use_exit = use_exit };
+	if (lazy)
+		c.obj.lazy = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(th_cancel_init, &c);
+	else
+		c.obj.lock = (wof_once_lock_t)WOF_ONCE_LOCK_INIT;
+	sem_init(&c.in_init, 0, 0);
+	cr_assert_eq(pthread_create(&victim, NULL, th_cancel_victim, &c), 0);
+	sem_wait(&c.in_init);
+	cr_assert_eq(pthread_create(&waiter, NULL, th_cancel_waiter, &c), 0);
+	th_nap(30000); /* let the waiter park */
+	cr_assert_null(th_cancel_get(&c));
+	if (use_exit)
+		__atomic_store_n(&c.go_exit, true, __ATOMIC_RELEASE);
+	else
+		cr_assert_eq(pthread_cancel(victim), 0);
+	pthread_join(victim, &ret);
+	cr_assert_eq(ret, use_exit ? NULL : PTHREAD_CANCELED);
+	pthread_join(waiter, &ret);
+	cr_assert_eq(ret, &c.value);
+	cr_assert_eq(c.inits, 2, "the waiter ran its own init");
+	cr_assert_eq(th_cancel_get(&c), &c.value);
+	sem_destroy(&c.in_init);
+}
+
+/* ---- the lazy values: wof_lazy_lock_t and wof_lazy_cell_t ---- */
+
+union th_lazy_obj {
+	wof_lazy_lock_t lock;
+	wof_lazy_cell_t cell;
+};
+
+struct th_lazy_ops {
+	const char *name;
+	void (*init)(void *obj, void *(*init)(void *), void *arg); /* WOF_LAZY_*_INIT(init, arg) */
+	void *(*get)(void *obj);
+	void *(*force)(void *obj);
+};
+
+/* The ops of wof_<type>_t, named th_<type>_ops. */
+#define TH_LAZY_OPS(type, INIT)                                                                \
+	static void th_##type##_init(void *o, void *(*f)(void *), void *a)                     \
+	{                                                                                      \
+		*(wof_##type##_t *)o = (wof_##type##_t)INIT(f, a);                             \
+	}                                                                                      \
+	static void *th_##type##_get(void *o) { return wof_##type##_get((wof_##type##_t *)o); } \
+	static void *th_##type##_force(void *o) { return wof_##type##_force((wof_##type##_t *)o); } \
+	static const struct th_lazy_ops th_##type##_ops = {                                    \
+		#type, th_##type##_init, th_##type##_get, th_##type##_force,                   \
+	}
+
+/* `lazy` is fresh, made by WOF_LAZY_*_INIT(init_arg, &value_a). */
+static inline void th_lazy_get_before_force_is_null_then_force_inits_once(const struct th_lazy_ops *t,
+                                                                          void *lazy)
+{
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->get(lazy));
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 0, "get never runs init");
+	cr_assert_eq(t->force(lazy), &value_a);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_eq(t->force(lazy), &value_a);
+	cr_assert_eq(t->get(lazy), &value_a);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 1);
+}
+
+/* `lazy` is fresh, made by WOF_LAZY_*_INIT(flaky_init, &value_b). */
+static inline void th_lazy_init_returning_null_is_retried_by_the_next_force(const struct th_lazy_ops *t,
+                                                                           void *lazy)
+{
+	flaky_failures_left = 2;
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->force(lazy));
+	cr_assert_eq(errno, EIO, "errno is what init left");
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->get(lazy), "nothing stored");
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_null(t->force(lazy));
+	cr_assert_eq(errno, EIO);
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_eq(t->force(lazy), &value_b);
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_eq(t->get(lazy), &value_b);
+	cr_assert_eq(t->force(lazy), &value_b);
+	cr_assert_eq(init_calls, 3);
+}
+
+/* All-zero (calloc, static storage without an initialiser): no init, so force is EINVAL. */
+static inline void th_lazy_all_zero_has_no_init_einval(const struct th_lazy_ops *t)
+{
+	union th_lazy_obj *lazy = calloc(1, sizeof *lazy);
+	static union th_lazy_obj zero_static;
+
+	cr_assert_not_null(lazy);
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->get(lazy));
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	cr_assert_null(t->force(lazy));
+	cr_assert_eq(errno, EINVAL);
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->force(&zero_static));
+	cr_assert_eq(errno, EINVAL);
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->get(&zero_static));
+	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	free(lazy);
+}
+
+static inline void th_lazy_null_is_einval(const struct th_lazy_ops *t)
+{
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->force(NULL));
+	cr_assert_eq(errno, EINVAL);
+	errno = TH_ERRNO_SENTINEL;
+	cr_assert_null(t->get(NULL));
+	cr_assert_eq(errno, EINVAL);
+}
+
+/* Re-entry: force from inside the object's own init is NULL with EDEADLK; get is NULL. */
+static struct th_lazy_reentry {
+	const struct th_lazy_ops *t;
+	union th_lazy_obj obj;
+	void *r_force, *r_get;
+	int e_force, e_get;
+} th_lazy_reentry;
+
+static inline void *th_lazy_reentrant_init(void *arg)
+{
+	struct th_lazy_reentry *r = &th_lazy_reentry;
+
+	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
+	errno = TH_ERRNO_SENTINEL;
+	r->r_force = r->t->force(&r->obj);
+	r->e_force = errno;
+	errno = TH_ERRNO_SENTINEL;
+	r->r_get = r->t->get(&r->obj);
+	r->e_get = errno;
+	return arg;
+}
+
+static inline void th_lazy_reentry_is_edeadlk(const struct th_lazy_ops *t)
+{
+	struct th_lazy_reentry *r = &th_lazy_reentry;
+
+	r->t = t;
+	t->init(&r->obj, th_lazy_reentrant_init, &value_a);
+	cr_assert_eq(t->force(&r->obj), &value_a);
+	cr_assert_null(r->r_force);
+	cr_assert_eq(r->e_force, EDEADLK);
+	cr_assert_null(r->r_get, "get from inside init: NULL, no hang");
+	cr_assert_eq(r->e_get, TH_ERRNO_SENTINEL);
+	cr_assert_eq(init_calls, 1, "no recursion");
+	cr_assert_eq(t->get(&r->obj), &value_a);
+}
+
+/* TH_LAZY_TEST(suite, name, behaviour, ops): a test case that runs th_lazy_<behaviour>(ops). */
+#define TH_LAZY_TEST(suite, name, behaviour, ops, ...)                                         \
+	Test(suite, name, ##__VA_ARGS__)                                                       \
+	{                                                                                      \
+		th_lazy_##behaviour(ops);                                                      \
+	}
 
 /* The same behaviours under the names each type's tests have always had. */
 #define th_values_set_stores_and_get_returns_it th_values_set_then_get

@@ -121,6 +121,27 @@ void th_log_reset(void)
 
 /* ---- Plain programs ---- */
 
+static unsigned th_failure_count;
+
+void th_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s:%d: failed: %s%s%s\n", file, line, cond ? cond : "", cond ? ": " : "",
+	        what); /* one call: a line of its own among other threads' */
+	__atomic_add_fetch(&th_failure_count, 1, __ATOMIC_RELAXED);
+}
+
+unsigned th_failures(void)
+{
+	/* Relaxed: read once the threads that count are done (joined) or given up on. */
+	return __atomic_load_n(&th_failure_count, __ATOMIC_RELAXED);
+}
+
 int th_arg_count(const char *arg, int max)
 {
 	char *end;
@@ -131,6 +152,12 @@ int th_arg_count(const char *arg, int max)
 		exit(2);
 	}
 	return (int)v;
+}
+
+uint64_t th_rnd(uint64_t *state)
+{
+	*state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17;
+	return *state;
 }
 
 const char *th_failed(const char *fmt, ...)

@@ -140,8 +140,22 @@ void th_log_reset(void);
 		}                                                                              \
 	} while (0)
 
+/* In a plain program that goes on after a failure: unless `cond`, print where and what failed
+ * and count it (th_failures). TH_FAIL(...) has no condition. Thread-safe. */
+#define TH_EXPECT(cond, ...)                                                                   \
+	do {                                                                                   \
+		if (!(cond))                                                                   \
+			th_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);                    \
+	} while (0)
+#define TH_FAIL(...) th_fail_at(__FILE__, __LINE__, NULL, __VA_ARGS__)
+void th_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+unsigned th_failures(void);
+
 /* A positive count from the command line, or exit 2. */
 int th_arg_count(const char *arg, int max);
+/* The next number of a xorshift64 sequence (*state != 0). */
+uint64_t th_rnd(uint64_t *state);
 
 /* A failure message from a scenario driver (NULL: passed). One at a time. */
 const char *th_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -179,10 +193,6 @@ struct th_item {
 	int overlap;  /* atomic: fn found another thread inside fn            */
 };
 
-int th_payload_of(const struct th_item *it);
-int th_item_try(void *arg);
-void th_item_fill(void *arg);
-
 /* How a thread takes part: wof_once_call, wof_once_try_call or wof_once_wait. */
 enum th_how { TH_CALL, TH_TRY, TH_WAIT };
 
@@ -192,6 +202,14 @@ enum th_how th_racer_how(int id, bool use_try);
 /* Takes part in it->once as `how` (retrying EAGAIN); whether the call returned 0, completed,
  * after one completing run of fn whose payload it sees (a plain read: what TSan judges). */
 bool th_item_take_part(struct th_item *it, enum th_how how);
+
+/*
+ * Threads race through `rounds` batches of fresh onces (th_racer_how: call or try_call, every
+ * fourth waits; with `use_try` fns fail (round + i) % 3 times first): each once runs once, never
+ * two fns at a time, and every caller sees fn's write. One thread checks between rounds.
+ */
+#define TH_MAX_RACERS 256
+const char *th_race_run(int nthreads, int rounds, bool use_try);
 
 /* A once whose fn blocks (in a cancellation point) until its gate opens. */
 enum th_block_end { TH_END_RETURN, TH_END_EXIT };
@@ -208,7 +226,6 @@ struct th_blocker {
 };
 
 void th_block_fn(void *arg);
-int th_block_try_fn(void *arg);
 void *th_run_blocker(void *arg);
 
 /* A thread that calls, try_calls or waits on a once, and records what it got. */
@@ -225,6 +242,16 @@ struct th_waiter {
 };
 
 void *th_waiter_thread(void *arg);
+
+/*
+ * fn blocks while `nwaiters` callers (call, try_call, wait in turn) wait, after one parked and
+ * park_us more passed if park_us >= 0. Then it completes the once, and every waiter sees its
+ * write; or leaves -- cancelled (`cancel`), by pthread_exit (TH_END_EXIT), failing (`use_try`)
+ * -- and exactly one waiter runs its own fn. All return 0 with errno kept, none before fn.
+ */
+#define TH_MAX_WAITERS 64
+const char *th_blocked_run(enum th_block_end end, bool cancel, bool use_try, int nwaiters,
+                           long park_us);
 
 #endif /* TH_PTHREADS */
 
@@ -310,9 +337,10 @@ bool th_kernel_wipes_on_fork(void);
 /* ---- Fork scenarios, shared by the Criterion tests and the plain programs ---- */
 
 /*
- * Fork while fn runs in another thread of the parent. The child's side (th_during_child): the
- * once is incomplete, and failing, completing and waiting on it never wait for the parent's
- * runner, which this process does not have.
+ * Fork by `kind` while fn runs in another thread and `nwaiters` callers (call, try_call, wait in
+ * turn) wait for it, after one parked if `park`. The child runs child(struct th_during *), or
+ * th_during_child: the once is incomplete, and failing, completing and waiting on it never wait
+ * for the parent's runner, which it does not have. In the parent fn completes it as usual.
  */
 struct th_during {
 	struct th_blocker b;
@@ -320,13 +348,21 @@ struct th_during {
 };
 
 int th_during_child(void *arg);
+const char *th_during_run(enum th_fork_kind kind, int nwaiters, bool park,
+                          int (*child)(void *));
+
+/*
+ * In a child made by fork() (it starts a thread): a thread waits on `once`, which must read
+ * incomplete whatever the parent did; this thread completes it (th_count_run on *runs) later,
+ * and the waiter returns. 0, or nonzero from the TH_CHILD_CHECK that failed.
+ */
+int th_child_waits(wof_once_t *once, int *runs);
 
 /*
  * fn itself forks, once `nwaiters` threads of the parent have parked on the once. In the
  * parent the once completes and the waiters return without running anything; in the child it
  * is incomplete and runs again.
  */
-#define TH_MAX_WAITERS 16
 const char *th_inside_run(enum th_fork_kind kind, int nwaiters);
 
 /*
@@ -344,6 +380,26 @@ const char *th_hammer_run(int nthreads, int nchildren, const enum th_fork_kind *
  */
 #define TH_CHAIN_MAX 64
 const char *th_chain_run(int length, const enum th_fork_kind *kinds, int nkinds);
+
+/* ---- Torture runs (torture, torture-secret): processes fork at random by every path ---- */
+
+/*
+ * The kinds of fork a torture run uses (a bit each): fork(), and the others where wof detects
+ * them, not under TSan (which cannot follow them). *child_threads: whether fork() children may
+ * start threads: not under a sanitizer, whose allocator locks a threaded fork copies held (gcc
+ * 12's ASan), nor with WOF_TORTURE_NO_CHILD_THREADS=1 (qemu-user 7.2 aborts there).
+ */
+unsigned th_torture_kinds(bool *child_threads);
+/*
+ * One of `kinds` at random for a process made by `made_by`, or TH_FORK_KINDS: after _Fork or a
+ * raw syscall libc's own locks may be held by threads the child does not have (musl's fork()
+ * takes its thread-list lock, glibc's its malloc locks), so it forks again only by raw syscalls.
+ */
+enum th_fork_kind th_torture_pick(unsigned kinds, enum th_fork_kind made_by, uint64_t *rng);
+/* The first process's own deadline: in `seconds`, print the message and _exit(3) (children die
+ * with it: PR_SET_PDEATHSIG). A hang is reported with the seed, not just stalled. */
+void th_torture_deadline(unsigned seconds, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 #endif /* !_WIN32 */
 
 #ifdef __cplusplus
@@ -363,13 +419,26 @@ const char *th_chain_run(int length, const enum th_fork_kind *kinds, int nkinds)
 	}                                                                                      \
 	Test(suite, name##_Fork, __VA_ARGS__)                                                  \
 	{                                                                                      \
-		if (!th_fork_detected(TH_UFORK))                                               \
-			cr_skip_test("_Fork() children are detected only with MADV_WIPEONFORK"); \
+		TH_REQUIRE_DETECTED(TH_UFORK);                                                 \
 		suite##_##name##_body(TH_UFORK);                                               \
 	}                                                                                      \
 	static void suite##_##name##_body(enum th_fork_kind how)
 
+/* Skip the test unless wof promises to notice children made by `kind` (th_fork_detected). */
+#define TH_REQUIRE_DETECTED(kind)                                                              \
+	do {                                                                                   \
+		if (!th_fork_detected(kind))                                                   \
+			cr_skip_test("%s children are detected only with MADV_WIPEONFORK",     \
+			             th_fork_names[kind]);                                     \
+	} while (0)
+
 /* Assert in the parent that th_in_child() succeeded. */
 #define TH_ASSERT_CHILD(how, fn, arg)                                                          \
 	cr_assert_eq(th_in_child((how), (fn), (arg)), 0, "%s (%s)", th_why, #fn)
+/* Assert that a scenario of this library (th_*_run) passed. */
+#define TH_ASSERT_PASSED(scenario)                                                             \
+	do {                                                                                   \
+		const char *th_err_ = (scenario);                                              \
+		cr_assert_null(th_err_, "%s", th_err_);                                        \
+	} while (0)
 #endif

@@ -9,9 +9,6 @@
  *
  *   usage: dlopen-fork /path/to/libwof.so      exit 0 passed, 1 failed
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <dlfcn.h>
 
 #include "wof-test.h" /* its process helpers only: libwof is not linked, but loaded */

@@ -18,8 +18,9 @@
  *            fork() children.
  *
  * The program defines __register_atfork (which glibc's pthread_atfork calls from the caller's
- * own object; elsewhere pthread_atfork itself), madvise and mmap/mmap64 itself; ELF interposition sends libwof's calls here,
- * and they go on to the C library unless a scenario has armed a failure. The wipe-on-fork
+ * own object; elsewhere pthread_atfork itself), madvise and mmap/mmap64 itself; ELF
+ * interposition sends libwof's calls here, and they go on to the C library unless a scenario
+ * has armed a failure. The wipe-on-fork
  * setup is whichever libwof does: madvise(MADV_WIPEONFORK) of its fork page, or an mmap of a
  * page to mark (one page, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, no address, no
  * fd); only such calls fail. A process sets its generation up once, so each scenario runs in
@@ -28,16 +29,7 @@
  *   usage: fault-inject [atfork|none|wipe]   (none given: each in turn, by exec)
  *          exit 0 passed, 1 failed, 77 skipped
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <dlfcn.h>
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "wof-test.h"
@@ -147,30 +139,20 @@ void *test_mmap(void *addr, size_t len, int prot, int flags, int fd, long off) _
 void *test_mmap64(void *addr, size_t len, int prot, int flags, int fd, int64_t off)
         __asm__("mmap64");
 
-typedef void *mmap_fn(void *, size_t, int, int, int, long);
-typedef void *mmap64_fn(void *, size_t, int, int, int, int64_t);
-
-INTERPOSER void *test_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
-{
-	static mmap_fn *next;
-
-	if (fail_this_map(addr, len, prot, flags, fd))
-		return MAP_FAILED;
-	if (!next)
-		next = (mmap_fn *)dlsym(RTLD_NEXT, "mmap");
-	return next(addr, len, prot, flags, fd, off);
-}
-
-INTERPOSER void *test_mmap64(void *addr, size_t len, int prot, int flags, int fd, int64_t off)
-{
-	static mmap64_fn *next;
-
-	if (fail_this_map(addr, len, prot, flags, fd))
-		return MAP_FAILED;
-	if (!next)
-		next = (mmap64_fn *)dlsym(RTLD_NEXT, "mmap64");
-	return next(addr, len, prot, flags, fd, off);
-}
+#define MMAP_INTERPOSER(name, symbol, off_type)                                                 \
+	INTERPOSER void *name(void *addr, size_t len, int prot, int flags, int fd, off_type off) \
+	{                                                                                       \
+		typedef void *next_fn(void *, size_t, int, int, int, off_type);                 \
+		static next_fn *next;                                                           \
+                                                                                                \
+		if (fail_this_map(addr, len, prot, flags, fd))                                  \
+			return MAP_FAILED;                                                      \
+		if (!next)                                                                      \
+			next = (next_fn *)dlsym(RTLD_NEXT, symbol);                             \
+		return next(addr, len, prot, flags, fd, off);                                   \
+	}
+MMAP_INTERPOSER(test_mmap, "mmap", long)
+MMAP_INTERPOSER(test_mmap64, "mmap64", int64_t)
 
 /* ---- the scenarios ---- */
 
@@ -210,13 +192,11 @@ static int child_is_new(void *arg)
 	int before = early_runs;
 
 	(void)arg;
-	if (wof_generation() == gen)
-		return 1;
-	if (wof_once_is_completed(&early))
-		return 2;
-	if (wof_once_call(&early, th_count_run, &early_runs) != 0 || early_runs != before + 1)
-		return 3;
-	return wof_once_is_completed(&early) ? 0 : 4;
+	TH_CHILD_CHECK(wof_generation() != gen);
+	TH_CHILD_CHECK(!wof_once_is_completed(&early));
+	TH_CHILD_CHECK(wof_once_call(&early, th_count_run, &early_runs) == 0);
+	TH_CHILD_CHECK(early_runs == before + 1 && wof_once_is_completed(&early));
+	return 0;
 }
 
 /* A child that wof cannot tell from its parent: same generation, `early` still completed. */
@@ -225,20 +205,16 @@ static int child_is_copy(void *arg)
 	int before = early_runs;
 
 	(void)arg;
-	if (wof_generation() != gen)
-		return 1;
-	if (!wof_once_is_completed(&early))
-		return 2;
-	if (wof_once_call(&early, th_count_run, &early_runs) != 0 || early_runs != before)
-		return 3;
+	TH_CHILD_CHECK(wof_generation() == gen);
+	TH_CHILD_CHECK(wof_once_is_completed(&early));
+	TH_CHILD_CHECK(wof_once_call(&early, th_count_run, &early_runs) == 0);
+	TH_CHILD_CHECK(early_runs == before);
 	return 0;
 }
 
-static int child(enum th_fork_kind kind, int (*fn)(void *))
-{
-	fflush(NULL);
-	return th_wait(th_spawn(kind, fn, NULL), TH_DEADLINE_S);
-}
+/* A child made by `kind` passes fn's checks; `when` goes into the message if not. */
+#define CHECK_CHILD(kind, fn, when)                                                            \
+	CHECK(th_in_child(kind, fn, NULL) == 0, "%s %s: %s", #fn, when, th_why)
 
 /* `early` completed, with the generation this process had before the retries. */
 static bool early_intact(void)
@@ -247,6 +223,23 @@ static bool early_intact(void)
 
 	return wof_generation() == gen && wof_once_is_completed(&early) &&
 	       wof_once_call(&early, th_count_run, &early_runs) == 0 && early_runs == before;
+}
+
+/* The wipe-on-fork setup works again: a later slow path makes it, and `early` stays intact. */
+static int wipe_retried(void)
+{
+	unsigned how;
+
+	fail_wipe = 0;
+	for (int i = 0; i < RETRIES && !(wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK); i++)
+		slow_path();
+	how = wof_fork_detection();
+	CHECK(how == (WOF_FORK_DETECT_ATFORK | WOF_FORK_DETECT_WIPEONFORK),
+	      "a transient wipe-on-fork failure was not retried by %d slow paths (%d setup calls "
+	      "in all): detection %#x", fresh_used, wipe_calls, how);
+	CHECK(early_intact(), "the once completed before wipe-on-fork was set up is not complete "
+	                      "(or the generation moved) in the same process");
+	return 0;
 }
 
 static int scenario_atfork(void)
@@ -277,8 +270,7 @@ static int scenario_atfork(void)
 	      "%d registrations succeeded, %d attempts (expected 1 and 3)", atfork_registered,
 	      atfork_calls);
 	CHECK(wof_once_call(&early, th_count_run, &early_runs) == 0, "wof_once_call failed");
-	int code = child(TH_FORK, child_is_new);
-	CHECK(code == 0, "a fork() child after the retry: %s", th_outcome(code));
+	CHECK_CHILD(TH_FORK, child_is_new, "after the retry");
 	printf("atfork: %d registrations failed, then one succeeded on a later slow path; "
 	       "detection %#x\n",
 	       atfork_calls - atfork_registered, how);
@@ -289,7 +281,6 @@ static int scenario_none(void)
 {
 	bool wipes = WOF_HAVE_WIPEONFORK && th_kernel_wipes_on_fork();
 	unsigned how;
-	int code;
 
 	fail_atfork = -1;
 	fail_wipe = -1;
@@ -304,13 +295,8 @@ static int scenario_none(void)
 	CHECK(wof_once_call(&early, th_count_run, &early_runs) == 0 && early_runs == 1,
 	      "wof_once_call failed");
 	/* Documented: nothing detects these children; objects keep their state. */
-	code = child(TH_FORK, child_is_copy);
-	CHECK(code == 0, "fork() with no detection: the child %s",
-	      code == 1   ? "has a new generation"
-	      : code <= 3 ? "lost the completed once"
-	                  : th_outcome(code));
-	code = child(TH_UFORK, child_is_copy);
-	CHECK(code == 0, "_Fork() with no detection: the child: %s", th_outcome(code));
+	CHECK_CHILD(TH_FORK, child_is_copy, "with no detection");
+	CHECK_CHILD(TH_UFORK, child_is_copy, "with no detection");
 
 	/* pthread_atfork works again: a later slow path registers; fork() children are new. */
 	fail_atfork = 0;
@@ -322,8 +308,7 @@ static int scenario_none(void)
 	CHECK(how == WOF_FORK_DETECT_ATFORK, "after the registration: detection %#x", how);
 	CHECK(early_intact(), "after the registration, the once completed before it is not "
 	                      "complete (or the generation moved) in the same process");
-	code = child(TH_FORK, child_is_new);
-	CHECK(code == 0, "a fork() child after the registration: %s", th_outcome(code));
+	CHECK_CHILD(TH_FORK, child_is_new, "after the registration");
 
 	/* The wipe-on-fork setup works again: a later slow path makes it; _Fork() children are
 	 * new. */
@@ -332,19 +317,10 @@ static int scenario_none(void)
 		       "MADV_WIPEONFORK here: the wipe page is not tried)\n");
 		return 0;
 	}
-	fail_wipe = 0;
-	for (int i = 0; i < RETRIES && !(wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK); i++)
-		slow_path();
-	how = wof_fork_detection();
-	CHECK(how == (WOF_FORK_DETECT_ATFORK | WOF_FORK_DETECT_WIPEONFORK),
-	      "the wipe-on-fork setup was not retried by %d slow paths: detection %#x",
-	      fresh_used, how);
-	CHECK(early_intact(), "after the wipe-on-fork setup, the once completed before it is not "
-	                      "complete (or the generation moved) in the same process");
-	code = child(TH_UFORK, child_is_new);
-	CHECK(code == 0, "a _Fork() child after the wipe-on-fork setup: %s", th_outcome(code));
-	code = child(TH_FORK, child_is_new);
-	CHECK(code == 0, "a fork() child after the wipe-on-fork setup: %s", th_outcome(code));
+	if (wipe_retried())
+		return 1;
+	CHECK_CHILD(TH_UFORK, child_is_new, "after the wipe-on-fork setup");
+	CHECK_CHILD(TH_FORK, child_is_new, "after the wipe-on-fork setup");
 	printf("none: detection 0 while both failed (children kept the parent's objects), then "
 	       "ATFORK, then ATFORK|WIPEONFORK, with the early once intact\n");
 	return 0;
@@ -353,7 +329,7 @@ static int scenario_none(void)
 static int scenario_wipe(void)
 {
 	unsigned how;
-	int code, calls;
+	int calls;
 
 	if (!WOF_HAVE_WIPEONFORK || !th_kernel_wipes_on_fork()) {
 		printf("skipped: no MADV_WIPEONFORK here (build option or kernel)\n");
@@ -367,30 +343,18 @@ static int scenario_wipe(void)
 	      "wof_once_call failed");
 	how = wof_fork_detection();
 	CHECK(how == WOF_FORK_DETECT_ATFORK, "without wipe-on-fork: detection %#x", how);
-	code = child(TH_FORK, child_is_new);
-	CHECK(code == 0, "a fork() child without wipe-on-fork: %s", th_outcome(code));
+	CHECK_CHILD(TH_FORK, child_is_new, "without wipe-on-fork");
 
-	fail_wipe = 0;
-	for (int i = 0; i < RETRIES && !(wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK); i++)
-		slow_path();
-	how = wof_fork_detection();
-	CHECK(how == (WOF_FORK_DETECT_ATFORK | WOF_FORK_DETECT_WIPEONFORK),
-	      "a transient wipe-on-fork failure was not retried by %d slow paths (%d setup calls "
-	      "in all): detection %#x",
-	      fresh_used, wipe_calls, how);
-	CHECK(early_intact(), "the once completed before wipe-on-fork was set up is not complete "
-	                      "(or the generation moved) in the same process");
+	if (wipe_retried())
+		return 1;
 	calls = wipe_calls;
 	for (int i = 0; i < RETRIES; i++)
 		slow_path();
 	CHECK(wipe_calls == calls, "%d more wipe-on-fork setup calls after it succeeded",
 	      wipe_calls - calls);
-	code = child(TH_UFORK, child_is_new);
-	CHECK(code == 0, "a _Fork() child after the retry: %s", th_outcome(code));
-	code = child(TH_SYS_FORK, child_is_new);
-	CHECK(code == 0, "a SYS_fork child after the retry: %s", th_outcome(code));
-	code = child(TH_FORK, child_is_new);
-	CHECK(code == 0, "a fork() child after the retry: %s", th_outcome(code));
+	CHECK_CHILD(TH_UFORK, child_is_new, "after the retry");
+	CHECK_CHILD(TH_SYS_FORK, child_is_new, "after the retry");
+	CHECK_CHILD(TH_FORK, child_is_new, "after the retry");
 	printf("wipe: %d wipe-on-fork setups failed; a later slow path made it; the early once "
 	       "stayed complete here and is new in children\n",
 	       wipe_failed);

@@ -18,11 +18,6 @@
  * such a child can hang in TSan's runtime); children are not race-checked (th_child_begin).
  * Exit status 0 on success, 1 on a failed check.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <stdlib.h>
-
 #include "wof-test.h"
 
 #define NOBJ 24
@@ -31,14 +26,6 @@
 #define LAZY 1
 
 static int nthreads, iterations;
-static unsigned failures;
-
-#define FAIL(...)                                                                                 \
-	do {                                                                                      \
-		fprintf(stderr, "fork-values: " __VA_ARGS__);                                     \
-		fputc('\n', stderr);                                                              \
-		__atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);                               \
-	} while (0)
 
 /* Values: the parent's, then each child's, told apart by address. */
 static int parent_vals[2][NOBJ];
@@ -70,10 +57,8 @@ static void *make(int type, int i)
 {
 	if (!LD(in_child)) {
 		__atomic_store_n(&objs->started[type][i], 1, __ATOMIC_RELAXED);
-		if (objs->slow_us) {
-			struct timespec ts = { 0, 1000L * (objs->slow_us / 2 + rand() % objs->slow_us) };
-			nanosleep(&ts, NULL);
-		}
+		if (objs->slow_us)
+			th_nap(objs->slow_us / 2 + rand() % objs->slow_us);
 	}
 	__atomic_fetch_add(&objs->inits[type][i], 1, __ATOMIC_RELAXED);
 	return LD(in_child) ? &child_vals[type][i] : &parent_vals[type][i];
@@ -148,7 +133,7 @@ static void *worker(void *arg)
 			for (int type = 0; type < 2; type++) {
 				void *v = init_value(type, i);
 				if (v != &parent_vals[type][i])
-					FAIL("parent: object %d/%d: got %p", type, i, v);
+					TH_FAIL("parent: object %d/%d: got %p", type, i, v);
 				__atomic_store_n(&objs->done[type][i], 1, __ATOMIC_RELEASE);
 			}
 		}
@@ -200,27 +185,22 @@ static void fork_among_inits(enum th_fork_kind how, int slow_us, const char *wha
 	reset_objects(slow_us);
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
 	for (int t = 0; t < nthreads; t++)
-		if (pthread_create(&threads[t], NULL, worker, (void *)(intptr_t)t) != 0) {
-			FAIL("pthread_create");
-			return;
-		}
+		th_start(&threads[t], worker, (void *)(intptr_t)t);
 	for (int it = 0; it < iterations; it++) {
 		pthread_barrier_wait(&barrier); /* go */
-		/* Fork at a different point of the workers' progress each time. */
-		struct timespec ts = { 0, 1000L * (rand() % (slow_us * 4 + 50)) };
-		nanosleep(&ts, NULL);
+		th_nap(rand() % (slow_us * 4 + 50)); /* forks land at other points of the work */
 		if (th_in_child(how, child_among_inits, NULL) != 0)
-			FAIL("%s, %s, iteration %d: %s", what, th_fork_names[how], it, th_why);
+			TH_FAIL("%s, %s, iteration %d: %s", what, th_fork_names[how], it, th_why);
 		pthread_barrier_wait(&barrier); /* all done */
 		for (int i = 0; i < NOBJ; i++)
 			for (int type = 0; type < 2; type++) {
 				if (get_value(type, i) != &parent_vals[type][i])
-					FAIL("parent lost object %d/%d", type, i);
+					TH_FAIL("parent lost object %d/%d", type, i);
 				if (LD(objs->inits[type][i]) != 1)
-					FAIL("parent: object %d/%d: %u inits", type, i,
+					TH_FAIL("parent: object %d/%d: %u inits", type, i,
 					     LD(objs->inits[type][i]));
 				if (LD(objs->wipes[type][i]) != 0)
-					FAIL("parent: on_wipe ran in the parent");
+					TH_FAIL("parent: on_wipe ran in the parent");
 			}
 		/* Empty the objects again for the next round, with the workers parked. */
 		unsigned bad = LD(objs->bad_wipes);
@@ -289,7 +269,7 @@ static void threads_in_child(enum th_fork_kind how)
 			for (int type = 0; type < 2; type++)
 				(void)init_value(type, i);
 		if (th_in_child(how, child_threads, NULL) != 0)
-			FAIL("threads in a child, %s, iteration %d: %s", th_fork_names[how], it, th_why);
+			TH_FAIL("threads in a child, %s, iteration %d: %s", th_fork_names[how], it, th_why);
 	}
 }
 
@@ -298,13 +278,13 @@ static void threads_in_child(enum th_fork_kind how)
 static wof_once_lock_t forking_lock = WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
 static enum th_fork_kind forking_how;
 static unsigned waiters_started;
-static bool forker_in_init;
+static int forker_in_init; /* atomic (th_set) */
 static pid_t forked_pid;
 
 static void *forking_init(void *arg)
 {
 	(void)arg;
-	__atomic_store_n(&forker_in_init, true, __ATOMIC_RELEASE);
+	th_set(&forker_in_init, 1);
 	while (__atomic_load_n(&waiters_started, __ATOMIC_ACQUIRE) < (unsigned)nthreads)
 		th_nap(1000);
 	th_nap(5000); /* let them park */
@@ -366,29 +346,22 @@ static void fork_inside_init(enum th_fork_kind how)
 		forking_lock = (wof_once_lock_t)WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
 		forking_how = how;
 		waiters_started = 0;
-		forker_in_init = false;
+		forker_in_init = 0;
 		forked_pid = -1;
-		if (pthread_create(&forker, NULL, forking_thread, NULL) != 0) {
-			FAIL("pthread_create");
-			return;
-		}
-		while (!__atomic_load_n(&forker_in_init, __ATOMIC_ACQUIRE))
-			th_nap(1000);
+		th_start(&forker, forking_thread, NULL);
+		th_gate_wait(&forker_in_init);
 		for (int t = 0; t < nthreads; t++)
-			if (pthread_create(&waiters[t], NULL, waiter_thread, NULL) != 0) {
-				FAIL("pthread_create");
-				return;
-			}
+			th_start(&waiters[t], waiter_thread, NULL);
 		pthread_join(forker, &why);
 		if (why)
-			FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
+			TH_FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
 		for (int t = 0; t < nthreads; t++) {
 			pthread_join(waiters[t], &why);
 			if (why)
-				FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
+				TH_FAIL("init that forks, %s: %s", th_fork_names[how], (const char *)why);
 		}
 		if (LD(objs->wipes[LOCK][0]) != 0)
-			FAIL("init that forks: on_wipe in the parent");
+			TH_FAIL("init that forks: on_wipe in the parent");
 	}
 }
 
@@ -427,7 +400,7 @@ int main(int argc, char **argv)
 		printf("fork-values: under ThreadSanitizer: threads in a child skipped\n");
 	free(objs);
 
-	unsigned n = __atomic_load_n(&failures, __ATOMIC_RELAXED);
+	unsigned n = th_failures();
 	printf("fork-values: %d threads x %d iterations: %s (%u failed checks)\n", nthreads,
 	       iterations, n ? "FAIL" : "ok", n);
 	return n ? 1 : 0;

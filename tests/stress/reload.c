@@ -13,22 +13,12 @@
  *
  *   usage: reload /path/to/libwof.so [CYCLES]      exit 0 passed, 1 failed
  *
- * Self-contained: it must not link libwof (or anything that does), or the library would never
- * be unloaded.
+ * It must not link libwof (or anything that does), or the library would never be unloaded:
+ * of the test library it uses the process helpers only, which need nothing of libwof.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <dlfcn.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "wof-test.h"
 
 struct once {
 	uint64_t word;
@@ -79,24 +69,6 @@ static void count(void *arg)
 
 static int report_fd;
 
-/* Runs child(arg) in a fork() child that has 10 s; its exit code, or -1 (a crash, a hang). */
-static int fork_and_wait(int (*child)(void *), void *arg)
-{
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(10);
-		_exit(child(arg));
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 /* The child: load libwof again and report the generation it gets (0: could not load). */
 static int child_reload(void *arg)
 {
@@ -133,11 +105,11 @@ static int generation_scenario(void)
 	if (pipe(fds) != 0)
 		return 1;
 	report_fd = fds[1];
-	code = fork_and_wait(child_reload, NULL);
+	code = th_wait(th_spawn(TH_FORK, child_reload, NULL), TH_DEADLINE_S);
 	close(fds[1]);
 	if (code != 0 || read(fds[0], &child_gen, sizeof child_gen) != (ssize_t)sizeof child_gen ||
 	    child_gen == 0) {
-		fprintf(stderr, "the child could not load libwof again (exit code %d)\n", code);
+		fprintf(stderr, "the child could not load libwof again (%s)\n", th_outcome(code));
 		return 1;
 	}
 	close(fds[0]);

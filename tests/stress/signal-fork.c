@@ -30,22 +30,9 @@
  * wof_once_wait() and wof_once_lock_wait() are left out on purpose: in such a child they wait
  * for a completion in the child's own process, which nobody there will bring.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <dlfcn.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include "wof-test.h"
 
@@ -181,50 +168,22 @@ static struct result call(bool runner)
 /* In the child, after the interrupted call returned `r`: 0, or the check that failed. */
 static int child_verdict(struct result r)
 {
-	switch (path) {
-	case P_CALL:
-	case P_TRY:
-		if (r.rc != 0)
-			return 10;
-		if (!wof_once_is_completed(&once))
-			return 11;
-		if (wof_once_call(&once, once_fn, NULL) != 0)
-			return 12;
-		break;
-	case P_GET_OR_INIT:
-	case P_LAZY_LOCK:
-	case P_LAZY_STATIC:
-		if (r.value != &child_token)
-			return 13;
-		if (call(false).value != &child_token)
-			return 14;
-		break;
-	case P_SET:
-		if (r.rc != 0)
-			return 15;
-		if (wof_once_lock_get(&lock) != &child_token)
-			return 16;
-		return child_runs == 0 ? 0 : 17;
-	default:
-		break;
+	if (path == P_SET) { /* the waiter's own value is stored, and no init runs */
+		TH_CHILD_CHECK(r.rc == 0);
+		TH_CHILD_CHECK(wof_once_lock_get(&lock) == &child_token);
+		TH_CHILD_CHECK(child_runs == 0);
+		return 0;
 	}
-	return child_runs == 1 ? 0 : 18;
-}
-
-static const char *child_failure(int code)
-{
-	switch (code) {
-	case 10: return "the interrupted call failed";
-	case 11: return "the once is not complete after the call";
-	case 12: return "a second call failed";
-	case 13: return "the interrupted call did not return the child's value";
-	case 14: return "a second call did not return the child's value";
-	case 15: return "wof_once_lock_set did not store";
-	case 16: return "the lock does not hold the child's value";
-	case 17: return "an init ran in the child although set() stored";
-	case 18: return "the child's init did not run exactly once";
-	default: return NULL;
+	if (path == P_CALL || path == P_TRY) {
+		TH_CHILD_CHECK(r.rc == 0);
+		TH_CHILD_CHECK(wof_once_is_completed(&once));
+		TH_CHILD_CHECK(wof_once_call(&once, once_fn, NULL) == 0);
+	} else {
+		TH_CHILD_CHECK(r.value == &child_token);
+		TH_CHILD_CHECK(call(false).value == &child_token); /* a second call */
 	}
+	TH_CHILD_CHECK(child_runs == 1); /* the child's own init, exactly once */
+	return 0;
 }
 
 static void park_signal(int sig, siginfo_t *si, void *uc)
@@ -346,10 +305,8 @@ static int park_case(enum path p, bool restart)
 	}
 
 	if (code != 0) {
-		const char *why = child_failure(code);
 		printf("FAIL %s, %s, %s child: %s\n", path_names[p], label, th_fork_names[kind],
 		       code == TH_HUNG ? "hung (the interrupted call never returned)"
-		       : why           ? why
 		                       : th_outcome(code));
 		failed = 1;
 	} else {
@@ -376,15 +333,10 @@ static int park_case(enum path p, bool restart)
 	return failed;
 }
 
-struct park_args {
-	enum path path;
-	bool restart;
-};
-
+/* One case, `arg` = path * 2 + restart. */
 static int park_case_process(void *arg)
 {
-	struct park_args *a = arg;
-	int rc = park_case(a->path, a->restart);
+	int c = (int)(intptr_t)arg, rc = park_case((enum path)(c / 2), c % 2);
 
 	fflush(stdout);
 	return rc;
@@ -396,9 +348,9 @@ static int park_main(void)
 
 	for (int restart = 1; restart >= 0; restart--) {
 		for (int p = 0; p < PATHS; p++) {
-			struct park_args a = { (enum path)p, restart != 0 };
 			fflush(stdout);
-			int code = th_wait(th_spawn(TH_FORK, park_case_process, &a),
+			int code = th_wait(th_spawn(TH_FORK, park_case_process,
+			                            (void *)(intptr_t)(p * 2 + restart)),
 			                   2 * TH_DEADLINE_S + PARK_DEADLINE_S);
 			cases++;
 			if (code != 0) {
@@ -560,15 +512,6 @@ struct tally {
 	unsigned children, hung, twice, inside, window, other;
 };
 
-static uint64_t next_random(void)
-{
-	/* xorshift64* */
-	seed ^= seed >> 12;
-	seed ^= seed << 25;
-	seed ^= seed >> 27;
-	return seed * 2685821657736338717ull;
-}
-
 /*
  * libwof decides that fn has started when it reads the generation for the last time, just
  * before it calls fn; a fork after that read runs fn in the child as a fork inside fn does
@@ -622,7 +565,7 @@ static void *signaller(void *arg)
 	struct tally *t = arg;
 
 	for (unsigned c = 0; c < children; c++) {
-		th_nap((long)(next_random() % 300));
+		th_nap((long)(th_rnd(&seed) % 300));
 		th_set(&claim_pid_ready, 0);
 		pthread_kill(main_thread, SIGUSR1);
 		if (!th_await(&claim_pid_ready, 1, 5.0)) {

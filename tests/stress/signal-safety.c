@@ -8,12 +8,7 @@
  *
  *   usage: signal-safety [signals]      exit 0 = passed, 1 = failed
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <stdatomic.h>
-
-#include <wof.h>
 
 #include "wof-test.h"
 
@@ -95,8 +90,7 @@ static int run(long shots)
 	wof_once_cell_set(&cell, &made);
 	atomic_store(&handled, 0);
 	memset(fresh, 0, sizeof fresh);
-	if (pthread_create(&t, NULL, shoot, &s) != 0)
-		return 1;
+	th_start(&t, shoot, &s);
 	while (!atomic_load(&s.done)) {
 		if (busy % 4096 == 0)
 			memset(fresh, 0, sizeof fresh); /* keep this thread in slow paths */

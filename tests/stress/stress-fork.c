@@ -29,92 +29,37 @@
 
 #include <string.h>
 
-static const char *during(const enum th_fork_kind *kinds, int nkinds, int nthreads, int count)
+/* Odd rounds fork once a caller has parked on fn; the others whenever. */
+static const char *during(enum th_fork_kind kind, int nthreads, int round)
 {
-	int nwaiters = nthreads - 1 < TH_MAX_WAITERS ? nthreads - 1 : TH_MAX_WAITERS;
-
-	for (int round = 0; round < count; round++) {
-		enum th_fork_kind kind = kinds[round % nkinds];
-		struct th_during d = { .b = { .once = WOF_ONCE_INIT } };
-		struct th_waiter w[TH_MAX_WAITERS];
-		pthread_t runner, t[TH_MAX_WAITERS];
-		int code, ran = 0;
-
-		th_start(&runner, th_run_blocker, &d.b);
-		if (!th_await(&d.b.entered, 1, TH_DEADLINE_S))
-			return "fn never started";
-		for (int i = 0; i < nwaiters; i++) {
-			w[i] = (struct th_waiter){ .once = &d.b.once, .how = (enum th_how)(i % 3) };
-			th_start(&t[i], th_waiter_thread, &w[i]);
-		}
-		/* Half the rounds fork with a caller parked; the others whenever. */
-		if (nwaiters && round % 2 && !th_await_queued_now(&d.b.once, TH_DEADLINE_S))
-			return "nobody parked";
-		code = th_wait(th_spawn(kind, th_during_child, &d), TH_DEADLINE_S);
-		th_set(&d.b.gate, 1);
-		if (th_join(runner, NULL, TH_DEADLINE_S) != 0)
-			return "the runner hung";
-		for (int i = 0; i < nwaiters; i++) {
-			if (th_join(t[i], NULL, TH_DEADLINE_S) != 0)
-				return "a waiter hung";
-			if (w[i].rc != 0)
-				return th_failed("round %d: a waiter got %d", round, w[i].rc);
-			ran += w[i].ran;
-		}
-		if (code != 0)
-			return th_failed("round %d, %s child: %s", round, th_fork_names[kind],
-			                 th_outcome(code));
-		if (ran || !d.b.finished || !wof_once_is_completed(&d.b.once) || d.child_runs)
-			return th_failed("round %d: the parent's once went wrong", round);
-	}
-	return NULL;
+	return th_during_run(kind, nthreads - 1, round % 2, NULL);
 }
 
-static const char *inside(const enum th_fork_kind *kinds, int nkinds, int nthreads, int count)
+static const char *inside(enum th_fork_kind kind, int nthreads, int round)
 {
-	for (int round = 0; round < count; round++) {
-		const char *err = th_inside_run(kinds[round % nkinds], nthreads - 1);
-		if (err)
-			return th_failed("round %d: %s", round, err);
-	}
-	return NULL;
+	(void)round;
+	return th_inside_run(kind, nthreads - 1);
 }
 
 static int child_waits(void *arg)
 {
-	wof_once_t *once = arg;
-	struct th_waiter w = { .once = once, .how = TH_WAIT };
-	pthread_t t;
 	int runs = 0;
 
-	if (wof_once_is_completed(once))
-		return 1;
-	if (pthread_create(&t, NULL, th_waiter_thread, &w) != 0)
-		return 2;
-	if (!th_await_queued(once, 5))
-		return 3;
-	if (th_get(&w.returned))
-		return 4; /* returned early: the parent's completion counted */
-	if (wof_once_call(once, th_count_run, &runs) != 0 || runs != 1)
-		return 5;
-	if (th_join(t, NULL, 5) != 0)
-		return 6;
-	return w.rc == 0 ? 0 : 7;
+	return th_child_waits(arg, &runs);
 }
 
-static const char *child_wait(int count)
+/* The parent is single-threaded here: even TSan lets the child start threads. */
+static const char *child_wait(enum th_fork_kind kind, int nthreads, int round)
 {
-	for (int round = 0; round < count; round++) {
-		wof_once_t once = WOF_ONCE_INIT;
-		int runs = 0, code;
+	wof_once_t once = WOF_ONCE_INIT;
+	int runs = 0, code;
 
-		if (wof_once_call(&once, th_count_run, &runs) != 0)
-			return "wof_once_call failed";
-		code = th_wait(th_spawn(TH_FORK, child_waits, &once), TH_DEADLINE_S);
-		if (code != 0)
-			return th_failed("round %d, child: %s", round, th_outcome(code));
-	}
-	return NULL;
+	(void)nthreads;
+	(void)round;
+	if (wof_once_call(&once, th_count_run, &runs) != 0)
+		return "wof_once_call failed";
+	code = th_wait(th_spawn(kind, child_waits, &once), TH_DEADLINE_S);
+	return code ? th_failed("child: %s", th_outcome(code)) : NULL;
 }
 
 struct first_use {
@@ -151,70 +96,70 @@ static int first_use_child(void *arg)
 	pthread_barrier_init(&f.barrier, NULL, (unsigned)nthreads);
 	for (int i = 0; i < nthreads; i++) {
 		users[i] = (struct first_user){ &f, i };
-		if (pthread_create(&t[i], NULL, first_user, &users[i]) != 0)
-			return 1;
+		TH_CHILD_CHECK(pthread_create(&t[i], NULL, first_user, &users[i]) == 0);
 	}
 	for (int i = 0; i < nthreads; i++)
-		if (th_join(t[i], NULL, 5) != 0)
-			return 2;
-	if (f.runs != 1)
-		return 3;
+		TH_CHILD_CHECK(th_join(t[i], NULL, 5) == 0);
+	TH_CHILD_CHECK(f.runs == 1);
 	for (int i = 0; i < nthreads; i++)
-		if (f.rcs[i] != 0 || f.gens[i] == 0 || f.gens[i] != f.gens[0])
-			return 4;
+		TH_CHILD_CHECK(f.rcs[i] == 0 && f.gens[i] != 0 && f.gens[i] == f.gens[0]);
 	return 0;
 }
 
-static const char *first_use(int nthreads, int count)
+static const char *first_use(enum th_fork_kind kind, int nthreads, int round)
 {
-	for (int round = 0; round < count; round++) {
-		int code = th_wait(th_spawn(TH_FORK, first_use_child, &nthreads), TH_DEADLINE_S);
-		if (code != 0)
-			return th_failed("round %d, child: %s", round, th_outcome(code));
-	}
-	return NULL;
+	int code = th_wait(th_spawn(kind, first_use_child, &nthreads), TH_DEADLINE_S);
+
+	(void)round;
+	return code ? th_failed("child: %s", th_outcome(code)) : NULL;
 }
+
+static const struct {
+	const char *name;
+	const char *(*round)(enum th_fork_kind kind, int nthreads, int round);
+} scenarios[] = {
+	{ "during", during },       { "inside", inside }, { "child-wait", child_wait },
+	{ "first-use", first_use }, { "hammer", NULL },   { "chain", NULL },
+};
+
+#define SCENARIOS (int)(sizeof scenarios / sizeof *scenarios)
 
 int main(int argc, char **argv)
 {
 	enum th_fork_kind kinds[TH_FORK_KINDS];
-	int nkinds = 0, nthreads, count;
-	const char *scenario, *err;
+	int nkinds = 1, nthreads, count, s = 0, round = 0;
+	const char *err = NULL;
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s during|inside|hammer|chain|child-wait|first-use "
 		                "fork|_Fork|SYS_fork|clone|any THREADS COUNT\n", argv[0]);
 		return 2;
 	}
-	scenario = argv[1];
+	while (s < SCENARIOS && strcmp(argv[1], scenarios[s].name) != 0)
+		s++;
 	nthreads = th_arg_count(argv[3], TH_MAX_HAMMERS);
 	count = th_arg_count(argv[4], 100000);
-	if (!strcmp(scenario, "first-use")) {
-		/* Before anything else calls wof: the children must be its first users. */
-		if (strcmp(argv[2], "fork") != 0) {
-			fprintf(stderr, "first-use takes the kind fork\n");
-			return 2;
-		}
-		err = first_use(nthreads, count);
-		goto done;
+	kinds[0] = th_fork_kind_named(argv[2]);
+	if (s == SCENARIOS) {
+		fprintf(stderr, "unknown scenario '%s'\n", argv[1]);
+		return 2;
+	}
+	/* first-use: before anything else calls wof, the children must be its first users. */
+	if ((scenarios[s].round == first_use || scenarios[s].round == child_wait) &&
+	    kinds[0] != TH_FORK) {
+		fprintf(stderr, "%s takes the kind fork\n", argv[1]);
+		return 2;
 	}
 	if (!strcmp(argv[2], "any")) {
 		nkinds = th_detected_kinds(kinds);
-	} else {
-		for (int k = 0; k < TH_FORK_KINDS; k++)
-			if (!strcmp(argv[2], th_fork_names[k]))
-				kinds[nkinds++] = (enum th_fork_kind)k;
-		if (nkinds == 0) {
-			fprintf(stderr, "unknown kind '%s'\n", argv[2]);
-			return 2;
-		}
-		if (!th_fork_detected(kinds[0])) {
-			printf("SKIP: %s children are detected only with MADV_WIPEONFORK\n",
-			       argv[2]);
-			return TH_SKIP;
-		}
+	} else if (kinds[0] == TH_FORK_KINDS) {
+		fprintf(stderr, "unknown kind '%s'\n", argv[2]);
+		return 2;
+	} else if (!th_fork_detected(kinds[0])) {
+		printf("SKIP: %s children are detected only with MADV_WIPEONFORK\n", argv[2]);
+		return TH_SKIP;
 	}
-	if (TH_TSAN && strcmp(scenario, "chain") != 0) {
+	if (TH_TSAN && strcmp(argv[1], "chain") != 0) {
 		if (kinds[0] != TH_FORK && nkinds == 1) {
 			printf("SKIP: under TSan, %s children of a multi-threaded process can "
 			       "hang in TSan\n", argv[2]);
@@ -223,26 +168,19 @@ int main(int argc, char **argv)
 		nkinds = 1; /* any: fork() only */
 	}
 
-	if (!strcmp(scenario, "during")) {
-		err = during(kinds, nkinds, nthreads, count);
-	} else if (!strcmp(scenario, "inside")) {
-		err = inside(kinds, nkinds, nthreads, count);
-	} else if (!strcmp(scenario, "hammer")) {
+	if (!strcmp(argv[1], "hammer"))
 		err = th_hammer_run(nthreads, count, kinds, nkinds);
-	} else if (!strcmp(scenario, "chain")) {
+	else if (!strcmp(argv[1], "chain"))
 		err = th_chain_run(count < TH_CHAIN_MAX ? count : TH_CHAIN_MAX, kinds, nkinds);
-	} else if (!strcmp(scenario, "child-wait")) {
-		/* The parent is single-threaded here: even TSan lets the child start threads. */
-		err = child_wait(count);
-	} else {
-		fprintf(stderr, "unknown scenario '%s'\n", scenario);
-		return 2;
-	}
-done:
-	if (err) {
-		fprintf(stderr, "stress-fork %s %s: %s\n", scenario, argv[2], err);
+	for (; scenarios[s].round && !err && round < count; round++)
+		err = scenarios[s].round(kinds[round % nkinds], nthreads, round);
+	if (err && scenarios[s].round)
+		fprintf(stderr, "stress-fork %s %s, round %d: %s\n", argv[1], argv[2], round - 1,
+		        err);
+	else if (err)
+		fprintf(stderr, "stress-fork %s %s: %s\n", argv[1], argv[2], err);
+	if (err)
 		return 1;
-	}
-	printf("stress-fork %s %s: %d threads, %d: passed\n", scenario, argv[2], nthreads, count);
+	printf("stress-fork %s %s: %d threads, %d: passed\n", argv[1], argv[2], nthreads, count);
 	return 0;
 }

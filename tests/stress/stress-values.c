@@ -6,17 +6,15 @@
  * Each iteration, THREADS threads start together on empty once locks and fresh lazy locks:
  * they call get_or_init, get_or_try_init, wait, get, or set with a value of their own; the
  * first init of every object fails, so a waiting caller must take over. Every thread must get
- * the one stored value and see what its init (or setter) wrote (plain writes: the primitives' acquire/release is all that
- * orders them, which is what ThreadSanitizer checks here). Between iterations the main thread
+ * the one stored value and see what its init (or setter) wrote (plain writes: the primitives'
+ * acquire/release is all that orders them, which is what ThreadSanitizer checks here). Between
+ * iterations the main thread
  * takes the locks back. Lazy statics are raced once each; `_Thread_local` cells must give each
  * thread its own value. In "first-use" mode the main thread makes no wof call before the
  * threads start, so their first calls are also the first of the process. Exit status 0 on
  * success, 1 on a failed check.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <stdlib.h>
+#include <stddef.h>
 
 #include "wof-test.h"
 
@@ -31,7 +29,7 @@ struct payload {
 };
 
 struct objects {
-	wof_once_lock_t lock[NOBJ];
+	wof_once_lock_t lock[NOBJ]; /* first: an iteration starts over from the rest on */
 	wof_lazy_lock_t lazy[NOBJ];
 	struct payload lock_payload[NOBJ];
 	struct payload lazy_payload[NOBJ];
@@ -46,14 +44,6 @@ struct objects {
 static struct objects *objs;
 static int nthreads, iterations;
 static pthread_barrier_t barrier;
-static unsigned failures;
-
-#define FAIL(...)                                                                                 \
-	do {                                                                                      \
-		fprintf(stderr, "stress-values: " __VA_ARGS__);                                   \
-		fputc('\n', stderr);                                                              \
-		__atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);                               \
-	} while (0)
 
 static void fill(struct payload *p, int index)
 {
@@ -64,12 +54,8 @@ static void fill(struct payload *p, int index)
 
 static bool filled(const struct payload *p, int index)
 {
-	if (p->magic != 0x5eed || p->index != index)
-		return false;
-	for (size_t i = 0; i < sizeof p->bytes; i++)
-		if (p->bytes[i] != (index & 0xff))
-			return false;
-	return true;
+	return p->magic == 0x5eed && p->index == index &&
+	       th_all_bytes(p->bytes, sizeof p->bytes, (unsigned char)index);
 }
 
 /* The first attempt on each object fails after a short while, so that callers queue behind it. */
@@ -158,13 +144,13 @@ static void agree(int i, struct payload *got, const char *how)
 	struct payload *expected = NULL;
 
 	if (!got || !filled(got, i)) {
-		FAIL("lock %d (%s): got %p, not an initialised payload", i, how, (void *)got);
+		TH_FAIL("lock %d (%s): got %p, not an initialised payload", i, how, (void *)got);
 		return;
 	}
 	if (!__atomic_compare_exchange_n(&objs->agreed[i], &expected, got, false, __ATOMIC_RELAXED,
 	                                 __ATOMIC_RELAXED) &&
 	    expected != got)
-		FAIL("lock %d (%s): two values, %p and %p", i, how, (void *)expected, (void *)got);
+		TH_FAIL("lock %d (%s): two values, %p and %p", i, how, (void *)expected, (void *)got);
 }
 
 static void race_lock(int t, int i, int it)
@@ -182,7 +168,7 @@ static void race_lock(int t, int i, int it)
 		/* A NULL here is this caller's own init failing: try again, as a user would. */
 		while (!(got = wof_once_lock_get_or_init(lock, lock_init, arg)))
 			if (errno != EAGAIN) {
-				FAIL("lock %d: get_or_init: NULL with errno %d", i, errno);
+				TH_FAIL("lock %d: get_or_init: NULL with errno %d", i, errno);
 				return;
 			}
 		agree(i, got, "get_or_init");
@@ -191,7 +177,7 @@ static void race_lock(int t, int i, int it)
 		while ((rc = wof_once_lock_get_or_try_init(lock, lock_try_init, arg, &out)) == EAGAIN)
 			;
 		if (rc != 0) {
-			FAIL("lock %d: get_or_try_init: %d", i, rc);
+			TH_FAIL("lock %d: get_or_try_init: %d", i, rc);
 			return;
 		}
 		agree(i, out, "get_or_try_init");
@@ -214,13 +200,13 @@ static void race_lock(int t, int i, int it)
 		if (rc == 0)
 			__atomic_fetch_add(&objs->lock_inits[i], 1, __ATOMIC_RELAXED);
 		else if (rc != EEXIST)
-			FAIL("lock %d: set: %d", i, rc);
+			TH_FAIL("lock %d: set: %d", i, rc);
 		agree(i, wof_once_lock_get(lock), "set then get");
 		break;
 	}
 	}
 	if (wof_once_lock_set(lock, &objs->lock_payload[0]) != EEXIST)
-		FAIL("lock %d: set on a set lock did not say EEXIST", i);
+		TH_FAIL("lock %d: set on a set lock did not say EEXIST", i);
 }
 
 static void race_lazy(int i)
@@ -229,13 +215,13 @@ static void race_lazy(int i)
 
 	while (!(got = wof_lazy_lock_force(&objs->lazy[i])))
 		if (errno != EAGAIN) {
-			FAIL("lazy %d: force: NULL with errno %d", i, errno);
+			TH_FAIL("lazy %d: force: NULL with errno %d", i, errno);
 			return;
 		}
 	if (got != &objs->lazy_payload[i] || !filled(got, i + 1000))
-		FAIL("lazy %d: got %p, not the one initialised payload", i, (void *)got);
+		TH_FAIL("lazy %d: got %p, not the one initialised payload", i, (void *)got);
 	if (wof_lazy_lock_get(&objs->lazy[i]) != got)
-		FAIL("lazy %d: get disagrees with force", i);
+		TH_FAIL("lazy %d: get disagrees with force", i);
 }
 
 static void *racer(void *arg)
@@ -252,20 +238,21 @@ static void *racer(void *arg)
 		if (it < NSTATIC) {
 			struct payload *p = statics[it]();
 			if (!p || !filled(p, 2000 + it))
-				FAIL("static %d: not its payload", it);
+				TH_FAIL("static %d: not its payload", it);
 		}
 		struct payload *mine = wof_once_cell_get_or_init(&tls_cell, tls_init,
 		                                                 (void *)(intptr_t)(t + 3000));
 		if (mine != &tls_payload || !filled(mine, t + 3000))
-			FAIL("thread %d: its cell holds someone else's value", t);
+			TH_FAIL("thread %d: its cell holds someone else's value", t);
 		pthread_barrier_wait(&barrier);
 	}
 	return NULL;
 }
 
+/* Everything but the locks (empty, not all-zero, after a take): fresh lazy locks, no counts. */
 static void reset_objects(void)
 {
-	memset(objs, 0, sizeof *objs);
+	memset(objs->lazy, 0, sizeof *objs - offsetof(struct objects, lazy));
 	for (int i = 0; i < NOBJ; i++)
 		objs->lazy[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init, (void *)(intptr_t)i);
 }
@@ -275,19 +262,19 @@ static void check_iteration(int it)
 {
 	for (int i = 0; i < NOBJ; i++) {
 		if (objs->lock_inits[i] != 1)
-			FAIL("iteration %d, lock %d: %u successful inits", it, i, objs->lock_inits[i]);
+			TH_FAIL("iteration %d, lock %d: %u successful inits", it, i, objs->lock_inits[i]);
 		if (objs->lazy_inits[i] != 1)
-			FAIL("iteration %d, lazy %d: %u successful inits", it, i, objs->lazy_inits[i]);
+			TH_FAIL("iteration %d, lazy %d: %u successful inits", it, i, objs->lazy_inits[i]);
 		if (objs->lazy_attempts[i] < 2)
-			FAIL("iteration %d, lazy %d: the failing first init did not run", it, i);
+			TH_FAIL("iteration %d, lazy %d: the failing first init did not run", it, i);
 		/* Take the lock back: the next iteration starts from empty, not from all-zero. */
 		if (wof_once_lock_take(&objs->lock[i]) != objs->agreed[i])
-			FAIL("iteration %d, lock %d: take returned something else", it, i);
+			TH_FAIL("iteration %d, lock %d: take returned something else", it, i);
 		if (wof_once_lock_get(&objs->lock[i]) != NULL)
-			FAIL("iteration %d, lock %d: not empty after take", it, i);
+			TH_FAIL("iteration %d, lock %d: not empty after take", it, i);
 	}
 	if (it < NSTATIC && static_inits[it] != 1)
-		FAIL("static %d: %u inits", it, static_inits[it]);
+		TH_FAIL("static %d: %u inits", it, static_inits[it]);
 }
 
 int main(int argc, char **argv)
@@ -309,37 +296,24 @@ int main(int argc, char **argv)
 	objs = calloc(1, sizeof *objs);
 	if (!objs)
 		return 1;
-	reset_objects();
+	reset_objects(); /* the lazy locks' initialisers */
 
 	pthread_t threads[MAX_THREADS];
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
 	for (int t = 0; t < nthreads; t++)
-		if (pthread_create(&threads[t], NULL, racer, (void *)(intptr_t)t) != 0) {
-			fprintf(stderr, "stress-values: pthread_create failed\n");
-			return 1;
-		}
+		th_start(&threads[t], racer, (void *)(intptr_t)t);
 	for (int it = 0; it < iterations; it++) {
 		pthread_barrier_wait(&barrier); /* go */
 		pthread_barrier_wait(&barrier); /* all done */
 		check_iteration(it);
-		/* Locks are empty again (taken); the lazy locks and counters start over. */
-		memset(objs->lock_inits, 0, sizeof objs->lock_inits);
-		memset(objs->lock_attempts, 0, sizeof objs->lock_attempts);
-		memset(objs->lock_payload, 0, sizeof objs->lock_payload);
-		memset(objs->set_payload, 0, sizeof objs->set_payload);
-		memset(objs->agreed, 0, sizeof objs->agreed);
-		memset(objs->lazy_inits, 0, sizeof objs->lazy_inits);
-		memset(objs->lazy_attempts, 0, sizeof objs->lazy_attempts);
-		for (int i = 0; i < NOBJ; i++)
-			objs->lazy[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init,
-			                                                   (void *)(intptr_t)i);
+		reset_objects(); /* the locks are empty again (taken) */
 	}
 	for (int t = 0; t < nthreads; t++)
 		pthread_join(threads[t], NULL);
 	pthread_barrier_destroy(&barrier);
 	free(objs);
 
-	unsigned n = __atomic_load_n(&failures, __ATOMIC_RELAXED);
+	unsigned n = th_failures();
 	printf("stress-values %s: %d threads x %d iterations: %s (%u failed checks)\n", mode,
 	       nthreads, iterations, n ? "FAIL" : "ok", n);
 	return n ? 1 : 0;

@@ -17,16 +17,14 @@
  * before it): entries of threads the child does not have stay taken, as their blocks stay
  * allocated there. The counters that the first process reports are in MAP_SHARED memory.
  *
- * Children made by fork() run threads; children made by _Fork, SYS_fork or clone run the
- * workload on their only thread, use only async-signal-safe functions, and fork again only by
- * SYS_fork or clone. Under ThreadSanitizer only fork() is used, and under any sanitizer, or with
- * WOF_TORTURE_NO_CHILD_THREADS=1 (qemu-user), children stay single-threaded (see torture.c).
- * Prints one summary line; exit 0 only if every counter of trouble is 0.
+ * Children made by fork() run threads (unless th_torture_kinds says they may not); children
+ * made by _Fork, SYS_fork or clone run the workload on their only thread and use only
+ * async-signal-safe functions. Prints one summary line; exit 0 only if every counter of
+ * trouble is 0.
  */
 #include "wof-test.h"
 
 #include <string.h>
-
 
 #define MAX_THREADS 16
 #define WINDOW 32         /* blocks a thread holds at most */
@@ -104,24 +102,10 @@ static int make_stamp(struct stamp *s)
 WOF_LAZY_SECRET(struct stamp, stamp, make_stamp);
 static struct stamp *stamp_seen; /* atomic: where this process's stamp is, once made */
 
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
-	return *x;
-}
-
 static size_t pick_size(uint64_t *rng)
 {
-	uint64_t r = rnd(rng);
+	uint64_t r = th_rnd(rng);
 	return r % 8 == 0 ? 2049 + (size_t)(r >> 8) % 40000 : 1 + (size_t)(r >> 8) % 2048;
-}
-
-static bool reads(const unsigned char *p, size_t n, unsigned char c)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != c)
-			return false;
-	return true;
 }
 
 struct worker {
@@ -139,7 +123,7 @@ static void drop(struct worker *w, int k)
 	uint64_t mine = (uint64_t)w->size[k] << 32 | w->tag;
 	struct owner *o = owner_of(p);
 
-	if (!reads(p, n, (unsigned char)w->tag))
+	if (!th_all_bytes(p, n, (unsigned char)w->tag))
 		count(&shared->clobbered);
 	if (o && !__atomic_compare_exchange_n(&o->who, &mine, 0, false, __ATOMIC_RELAXED,
 	                                      __ATOMIC_RELAXED))
@@ -151,9 +135,9 @@ static void drop(struct worker *w, int k)
 
 static void one_op(struct worker *w)
 {
-	int k = (int)(rnd(&w->rng) % WINDOW);
+	int k = (int)(th_rnd(&w->rng) % WINDOW);
 
-	if (rnd(&w->rng) % 16 == 0) {
+	if (th_rnd(&w->rng) % 16 == 0) {
 		struct stamp *s = stamp();
 		count(&shared->lazy_reads);
 		if (!s || s->proc != me + 1 || s->pid != getpid())
@@ -174,7 +158,7 @@ static void one_op(struct worker *w)
 	}
 	count(&shared->allocs);
 	size_t n = size < WRITE_MAX ? size : WRITE_MAX;
-	if (!reads(p, n, 0) || p[size - 1] != 0)
+	if (!th_all_bytes(p, n, 0) || p[size - 1] != 0)
 		count(&shared->not_zero);
 	struct owner *o = owner_of(p);
 	uint64_t none = 0;
@@ -207,7 +191,8 @@ static void check_inherited(void)
 		uint64_t who = __atomic_load_n(&owners[i].who, __ATOMIC_RELAXED);
 		const unsigned char *p = (const unsigned char *)owners[i].addr;
 		size_t size = (size_t)(who >> 32);
-		if (who && (!reads(p, size < WRITE_MAX ? size : WRITE_MAX, 0) || p[size - 1] != 0))
+		size_t n = size < WRITE_MAX ? size : WRITE_MAX;
+		if (who && (!th_all_bytes(p, n, 0) || p[size - 1] != 0))
 			count(&shared->not_zero);
 	}
 	struct stamp *s = __atomic_load_n(&stamp_seen, __ATOMIC_RELAXED);
@@ -241,19 +226,10 @@ static void run_process(double end, bool threaded);
 /* Make one child by an allowed path, let it work and fork in turn, and wait for it. */
 static void spawn(uint64_t *rng, double end, bool threaded)
 {
-	unsigned allowed = paths;
-	/* After _Fork or a raw syscall, libc's own locks may be held by threads the child does not
-	 * have: such a child forks again only by raw syscalls, which take none. */
-	if (made_by != TH_FORK)
-		allowed &= 1u << TH_SYS_FORK | 1u << TH_CLONE;
-	if (!allowed)
+	enum th_fork_kind kind = th_torture_pick(paths, made_by, rng);
+	if (kind == TH_FORK_KINDS)
 		return;
-	enum th_fork_kind kind;
-	do
-		kind = (enum th_fork_kind)(rnd(rng) % TH_FORK_KINDS);
-	while (!(allowed & 1u << kind));
-
-	double child_end = th_now() + (double)(rnd(rng) % 150 + 20) / 1000;
+	double child_end = th_now() + (double)(th_rnd(rng) % 150 + 20) / 1000;
 	pid_t pid = th_fork(kind);
 	if (pid == 0) {
 		check_inherited();
@@ -300,8 +276,8 @@ static void run_process(double end, bool threaded)
 		for (int k = 0; k < (n ? 4 : 50); k++)
 			one_op(w);
 		if (n)
-			th_nap((long)(rnd(&rng) % 3000));
-		if (depth < MAX_DEPTH && (n > 0 || rnd(&rng) % 8 == 0))
+			th_nap((long)(th_rnd(&rng) % 3000));
+		if (depth < MAX_DEPTH && (n > 0 || th_rnd(&rng) % 8 == 0))
 			spawn(&rng, end, n > 0);
 	}
 	th_set(&stop, 1);
@@ -313,17 +289,6 @@ static void run_process(double end, bool threaded)
 			if (x->live[k])
 				drop(x, k);
 	}
-}
-
-/* The first process's own deadline: a hang there is reported with the seed, not just stalled. */
-static char hang_message[160];
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	ssize_t ignored = write(STDOUT_FILENO, hang_message, strlen(hang_message));
-	(void)ignored;
-	_exit(3); /* children die with us: PR_SET_PDEATHSIG */
 }
 
 int main(int argc, char **argv)
@@ -348,17 +313,11 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 2;
 	}
-	child_threads = !TH_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
-	paths = 1u << TH_FORK;
-	if (!TH_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
-		paths |= 1u << TH_UFORK | 1u << TH_SYS_FORK | 1u << TH_CLONE;
+	paths = th_torture_kinds(&child_threads);
 	me = (unsigned)__atomic_add_fetch(&shared->procs, 1, __ATOMIC_RELAXED);
-	snprintf(hang_message, sizeof hang_message,
-	         "torture-secret: FAILED: hang in the first process; reproduce with: "
-	         "torture-secret %u %u %llu\n", nthreads, seconds, seed);
-	signal(SIGALRM, on_alarm);
-	alarm(seconds + 180); /* past every child's deadline */
-
+	th_torture_deadline(seconds + 180, /* past every child's deadline */
+	                    "torture-secret: FAILED: hang in the first process; reproduce with: "
+	                    "torture-secret %u %u %llu\n", nthreads, seconds, seed);
 	run_process(th_now() + seconds, true);
 
 	struct counters c = *shared;
@@ -371,8 +330,7 @@ int main(int argc, char **argv)
 	       "clobbered %lu, not zero %lu, stale %lu, no memory %lu, hangs %lu, "
 	       "failed processes %lu%s\n",
 	       c.allocs, c.frees, c.adopted, c.lazy_reads, c.double_owned, c.clobbered, c.not_zero,
-	       c.stale,
-	       c.no_memory, c.hangs, c.bad_exits, c.ledger_full ? " (ledger full)" : "");
+	       c.stale, c.no_memory, c.hangs, c.bad_exits, c.ledger_full ? " (ledger full)" : "");
 	if (trouble) {
 		printf("torture-secret: FAILED; reproduce with: torture-secret %u %u %llu\n",
 		       nthreads, seconds, seed);

@@ -14,25 +14,14 @@
  * wait for children with a deadline; a child that misses it is killed and counted as a hang,
  * with the seed that reproduces the run. Prints one summary line; exit 0 only if clean.
  *
- * Children made by fork() run the threaded workload. Children made by _Fork, SYS_fork or clone
- * run it on their only thread: after those, glibc's own locks are not reset, so a child may
- * only use async-signal-safe functions -- which is all wof needs, and all this child does.
- * Under ThreadSanitizer only fork() is used (TSan cannot follow the others). Under any sanitizer children stay
- * single-threaded: the sanitizers' own allocator locks are copied held by a multi-threaded
- * fork, and a child that then starts threads deadlocks inside the sanitizer (seen with gcc 12's
- * ASan: every thread of the child parked on the allocator's mutex), whatever wof does. So do
- * they with WOF_TORTURE_NO_CHILD_THREADS=1 in the environment: qemu-user 7.2 aborts when a child
- * of a multi-threaded fork starts a thread (the cross-built tests set it).
+ * Children made by fork() run the threaded workload (unless th_torture_kinds says they may
+ * not start threads). Children made by _Fork, SYS_fork or clone run it on their only thread:
+ * after those, glibc's own locks are not reset, so a child may only use async-signal-safe
+ * functions -- which is all wof needs, and all this child does.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <stdatomic.h>
 
-#include <wof.h>
-
 #include "wof-test.h"
-
 
 #define MAX_OBJECTS 256
 #define MAX_THREADS 32
@@ -40,7 +29,7 @@
 #define MAX_DEPTH 3
 /* A child's deadline covers its own subtree, whose deepest children have theirs: so it grows
  * with the levels below it, or a loaded machine passes for a hang. */
-#define CHILD_DEADLINE_NS(depth) ((int64_t)(20 + 20 * (MAX_DEPTH - (depth))) * 1000000000)
+#define CHILD_DEADLINE_S(depth) (20.0 + 20 * (MAX_DEPTH - (depth)))
 #define POOL 65536
 
 enum type { T_ONCE, T_TRY, T_LOCK, T_LAZY, T_STATIC, T_CELL, T_PRIVATE, TYPES };
@@ -49,13 +38,7 @@ enum type { T_ONCE, T_TRY, T_LOCK, T_LAZY, T_STATIC, T_CELL, T_PRIVATE, TYPES };
 struct ledger {
 	atomic_uint procs;
 	atomic_ulong forks[TH_FORK_KINDS];
-	atomic_ulong inits;
-	atomic_ulong cancels;
-	atomic_ulong hangs;
-	atomic_ulong double_inits;
-	atomic_ulong stale_reads;
-	atomic_ulong missing_inits;
-	atomic_ulong bad_exits;
+	atomic_ulong inits, cancels, hangs, double_inits, stale_reads, missing_inits, bad_exits;
 };
 
 static struct ledger *ledger;
@@ -72,6 +55,11 @@ static atomic_uchar used[TYPES][MAX_OBJECTS]; /* objects a wof call initialised 
 static enum th_fork_kind made_by; /* how this process was made (the first: as by fork) */
 static bool child_threads;      /* may children made by fork() start threads? */
 static unsigned paths_allowed;
+
+static void bump(atomic_ulong *counter)
+{
+	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed); /* summed after the run */
+}
 
 /* Values: made by this process, stamped with its row; never freed (a child may hold stale
  * pointers to its parent's, which is exactly what must never be returned to it). */
@@ -95,34 +83,15 @@ static struct value *make(unsigned type, unsigned obj)
 static void record_init(unsigned type, unsigned obj)
 {
 	atomic_fetch_add_explicit(&COUNT(me, type, obj), 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&ledger->inits, 1, memory_order_relaxed);
+	bump(&ledger->inits);
 }
 
 static void check_value(const struct value *v, unsigned type, unsigned obj)
 {
 	if (v && (v->proc != me || v->type != type || v->obj != obj))
-		atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+		bump(&ledger->stale_reads);
 	if (v)
 		atomic_store_explicit(&used[type][obj], 1, memory_order_relaxed);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-	return *s;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void pause_ns(long ns)
-{
-	struct timespec ts = { 0, ns };
-	nanosleep(&ts, NULL);
 }
 
 /* ---- the objects -------------------------------------------------------------------- */
@@ -131,19 +100,18 @@ static wof_once_t onces[TYPES][MAX_OBJECTS];
 static unsigned payload[TYPES][MAX_OBJECTS]; /* written by fn, read after the call returns */
 static wof_once_lock_t locks[MAX_OBJECTS];
 static wof_lazy_lock_t lazies[MAX_OBJECTS];
-static unsigned ids[MAX_OBJECTS];
 
 struct run_arg {
 	unsigned type, obj;
 	int fail;
-	long nap;
+	long nap; /* microseconds */
 };
 
 static void once_fn(void *p)
 {
 	struct run_arg *a = p;
 	if (a->nap)
-		pause_ns(a->nap); /* a cancellation point, and time for forks to land mid-init */
+		th_nap(a->nap); /* a cancellation point, and time for forks to land mid-init */
 	payload[a->type][a->obj] = me;
 	record_init(a->type, a->obj);
 }
@@ -152,7 +120,7 @@ static int try_fn(void *p)
 {
 	struct run_arg *a = p;
 	if (a->nap)
-		pause_ns(a->nap);
+		th_nap(a->nap);
 	if (a->fail)
 		return EAGAIN;
 	payload[a->type][a->obj] = me;
@@ -164,7 +132,7 @@ static void *lock_init(void *p)
 {
 	struct run_arg *a = p;
 	if (a->nap)
-		pause_ns(a->nap);
+		th_nap(a->nap);
 	if (a->fail)
 		return NULL;
 	struct value *v = make(T_LOCK, a->obj);
@@ -188,7 +156,7 @@ static void *private_init(void *p)
 
 static void *lazy_init(void *p)
 {
-	unsigned obj = *(unsigned *)p;
+	unsigned obj = (unsigned)(uintptr_t)p;
 	struct value *v = make(T_LAZY, obj);
 	if (v)
 		record_init(T_LAZY, obj);
@@ -253,9 +221,9 @@ static void *cancel_victim(void *p)
 
 static void one_op(struct worker *w, bool may_thread)
 {
-	uint64_t r = rnd(&w->rng);
+	uint64_t r = th_rnd(&w->rng);
 	unsigned obj = (unsigned)(r >> 8) % nobjects;
-	struct run_arg a = { T_LOCK, obj, (r >> 40) % 3 == 0, (r >> 44) % 4 == 0 ? 20000 : 0 };
+	struct run_arg a = { T_LOCK, obj, (r >> 40) % 3 == 0, (r >> 44) % 4 == 0 ? 20 : 0 };
 	void *v;
 
 	if (cell_proc != me) { /* first op of this thread in this process: cells start over */
@@ -267,15 +235,14 @@ static void one_op(struct worker *w, bool may_thread)
 		a.type = T_ONCE;
 		wof_once_call(&onces[T_ONCE][obj], once_fn, &a);
 		if (payload[T_ONCE][obj] != me)
-			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+			bump(&ledger->stale_reads);
 		atomic_store_explicit(&used[T_ONCE][obj], 1, memory_order_relaxed);
 		break;
 	case 1:
 		a.type = T_TRY;
 		if (wof_once_try_call(&onces[T_TRY][obj], try_fn, &a) == 0) {
 			if (payload[T_TRY][obj] != me)
-				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->stale_reads);
 			atomic_store_explicit(&used[T_TRY][obj], 1, memory_order_relaxed);
 		}
 		break;
@@ -301,7 +268,7 @@ static void one_op(struct worker *w, bool may_thread)
 		unsigned k = obj % 4;
 		struct tstatic *s = statics[k]();
 		if (s && (s->proc != me || s->obj != k))
-			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+			bump(&ledger->stale_reads);
 		if (s)
 			atomic_store_explicit(&used[T_STATIC][k], 1, memory_order_relaxed);
 		break;
@@ -310,9 +277,9 @@ static void one_op(struct worker *w, bool may_thread)
 		unsigned c = obj % CELLS;
 		struct value *cv = wof_lazy_cell_force(&cells[c]);
 		if (cv && (cv->proc != me || cv->type != T_CELL || cv->obj != c))
-			atomic_fetch_add_explicit(&ledger->stale_reads, 1, memory_order_relaxed);
+			bump(&ledger->stale_reads);
 		if (cell_inits[c] > 1)
-			atomic_fetch_add_explicit(&ledger->double_inits, 1, memory_order_relaxed);
+			bump(&ledger->double_inits);
 		break;
 	}
 	case 8: {
@@ -320,18 +287,15 @@ static void one_op(struct worker *w, bool may_thread)
 		if ((r >> 50) % 2) {
 			struct value *pv = wof_once_lock_take(&w->priv[j]);
 			if (pv && (!w->live[j] || pv->proc != me))
-				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->stale_reads);
 			if (!pv && w->live[j])
-				atomic_fetch_add_explicit(&ledger->missing_inits, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->missing_inits);
 			w->live[j] = false;
 		} else {
 			struct private_arg pa = { &w->priv_value[j], j };
 			struct value *pv = wof_once_lock_get_or_init(&w->priv[j], private_init, &pa);
 			if (!pv || pv->proc != me || pv != &w->priv_value[j])
-				atomic_fetch_add_explicit(&ledger->stale_reads, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->stale_reads);
 			w->live[j] = pv != NULL;
 		}
 		break;
@@ -341,12 +305,12 @@ static void one_op(struct worker *w, bool may_thread)
 	/* Now and then: a thread cancelled inside an initialiser (threaded processes only). */
 	if (may_thread && (r >> 56) % 64 == 0) {
 		pthread_t victim;
-		struct run_arg va = { T_LOCK, obj, 0, 200000 };
+		struct run_arg va = { T_LOCK, obj, 0, 200 };
 		if (pthread_create(&victim, NULL, cancel_victim, &va) == 0) {
-			pause_ns((long)((r >> 20) % 300000));
+			th_nap((long)((r >> 20) % 300));
 			pthread_cancel(victim);
 			pthread_join(victim, NULL);
-			atomic_fetch_add_explicit(&ledger->cancels, 1, memory_order_relaxed);
+			bump(&ledger->cancels);
 		}
 	}
 }
@@ -384,13 +348,11 @@ static unsigned verify_process(void)
 			if (t == T_PRIVATE || t == T_CELL)
 				continue; /* re-initialised after take / per thread: checked inline */
 			if (n > 1) {
-				atomic_fetch_add_explicit(&ledger->double_inits, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->double_inits);
 				bad++;
 			}
 			if (n == 0 && atomic_load_explicit(&used[t][i], memory_order_relaxed)) {
-				atomic_fetch_add_explicit(&ledger->missing_inits, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->missing_inits);
 				bad++;
 			}
 		}
@@ -400,7 +362,7 @@ static unsigned verify_process(void)
 
 struct child {
 	pid_t pid;
-	int64_t deadline;
+	double deadline;
 	enum th_fork_kind path;
 };
 
@@ -441,21 +403,20 @@ static void say(const char *what, pid_t pid, enum th_fork_kind path, long value)
 static void reap(struct child *kids, unsigned *nkids, bool wait_all)
 {
 	while (*nkids) {
-		int64_t t = now_ns();
+		double t = th_now();
 		for (unsigned i = 0; i < *nkids;) {
 			int status;
 			pid_t r = waitpid(kids[i].pid, &status, WNOHANG);
 			if (r == 0 && t > kids[i].deadline) {
 				kill(kids[i].pid, SIGKILL);
 				waitpid(kids[i].pid, &status, 0);
-				atomic_fetch_add_explicit(&ledger->hangs, 1, memory_order_relaxed);
+				bump(&ledger->hangs);
 				say("hang: killed", kids[i].pid, kids[i].path, 0);
 				r = kids[i].pid;
 				status = 0;
 			} else if (r == kids[i].pid &&
 			           (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-				atomic_fetch_add_explicit(&ledger->bad_exits, 1,
-				                          memory_order_relaxed);
+				bump(&ledger->bad_exits);
 				say("failed: status", kids[i].pid, kids[i].path, status);
 			}
 			if (r == kids[i].pid || (r < 0 && errno == ECHILD))
@@ -466,11 +427,11 @@ static void reap(struct child *kids, unsigned *nkids, bool wait_all)
 		if (!wait_all)
 			return;
 		if (*nkids)
-			pause_ns(1000000);
+			th_nap(1000);
 	}
 }
 
-static void run_process(int64_t end, bool threaded);
+static void run_process(double end, bool threaded);
 
 /*
  * Make one child by a random allowed path; it runs the workload for a while (with threads
@@ -478,35 +439,26 @@ static void run_process(int64_t end, bool threaded);
  */
 static void spawn(struct child *kids, unsigned *nkids, uint64_t *rng, bool threaded)
 {
-	/* A child made by _Fork or a raw syscall may have inherited libc's own locks held (musl's
-	 * fork() takes its thread-list lock, glibc's its malloc locks): it forks again only by raw
-	 * syscalls, which take none. */
-	unsigned allowed = paths_allowed;
-	if (made_by != TH_FORK)
-		allowed &= 1u << TH_SYS_FORK | 1u << TH_CLONE;
-	if (!allowed)
+	enum th_fork_kind path = th_torture_pick(paths_allowed, made_by, rng);
+	if (path == TH_FORK_KINDS)
 		return;
-	enum th_fork_kind path;
-	do
-		path = (enum th_fork_kind)(rnd(rng) % TH_FORK_KINDS);
-	while (!(allowed & (1u << path)));
 	pid_t pid = th_fork(path);
 	if (pid == 0) {
 		made_by = path;
 		become_child();
-		int64_t child_end = now_ns() + (int64_t)(rnd(rng) % 200 + 20) * 1000000;
+		double child_end = th_now() + (double)(th_rnd(rng) % 200 + 20) / 1000;
 		run_process(child_end, threaded && path == TH_FORK && child_threads);
 		_exit(verify_process() ? 1 : 0);
 	}
 	if (pid < 0)
 		return;
-	atomic_fetch_add_explicit(&ledger->forks[path], 1, memory_order_relaxed);
-	kids[(*nkids)++] = (struct child){ pid, now_ns() + CHILD_DEADLINE_NS(depth + 1), path };
+	bump(&ledger->forks[path]);
+	kids[(*nkids)++] = (struct child){ pid, th_now() + CHILD_DEADLINE_S(depth + 1), path };
 }
 
 #define MAX_KIDS 6
 
-static void run_process(int64_t end, bool threaded)
+static void run_process(double end, bool threaded)
 {
 	static struct worker workers[MAX_THREADS];
 	unsigned n = threaded ? nthreads : 0;
@@ -524,31 +476,20 @@ static void run_process(int64_t end, bool threaded)
 	struct worker w = { .rng = rng ^ 0x5555 };
 	struct child kids[MAX_KIDS];
 	unsigned nkids = 0;
-	while (now_ns() < end) {
+	while (th_now() < end) {
 		if (n == 0)
 			for (int k = 0; k < 50; k++)
 				one_op(&w, false);
 		else
-			pause_ns((long)(rnd(&rng) % 3000000));
+			th_nap((long)(th_rnd(&rng) % 3000));
 		reap(kids, &nkids, false);
-		if (depth < MAX_DEPTH && nkids < MAX_KIDS && (n > 0 || rnd(&rng) % 8 == 0))
+		if (depth < MAX_DEPTH && nkids < MAX_KIDS && (n > 0 || th_rnd(&rng) % 8 == 0))
 			spawn(kids, &nkids, &rng, n > 0);
 	}
 	reap(kids, &nkids, true);
 	atomic_store_explicit(&stop, true, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(workers[i].self, NULL);
-}
-
-/* The top process's own deadline: a hang there is reported with the seed, not just stalled. */
-static char hang_message[160];
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	ssize_t ignored = write(STDOUT_FILENO, hang_message, strlen(hang_message));
-	(void)ignored;
-	_exit(3); /* children die with us: PR_SET_PDEATHSIG */
 }
 
 int main(int argc, char **argv)
@@ -562,7 +503,7 @@ int main(int argc, char **argv)
 	if (argc > 4)
 		seed = strtoull(argv[4], NULL, 0);
 	if (!seed)
-		seed = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 32);
+		seed = (unsigned long long)(th_now() * 1e9) ^ ((unsigned long long)getpid() << 32);
 	if (nthreads > MAX_THREADS || nobjects == 0 || nobjects > MAX_OBJECTS) {
 		fprintf(stderr, "usage: torture [threads<=%d [objects 1..%d [seconds [seed]]]]\n",
 		        MAX_THREADS, MAX_OBJECTS);
@@ -580,22 +521,14 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 2;
 	}
-	for (unsigned i = 0; i < MAX_OBJECTS; i++) {
-		ids[i] = i;
-		lazies[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init, &ids[i]);
-	}
-	child_threads = !TH_SANITIZER && !getenv("WOF_TORTURE_NO_CHILD_THREADS");
-	paths_allowed = 1u << TH_FORK;
-	if (!TH_TSAN && (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK))
-		paths_allowed |= 1u << TH_UFORK | 1u << TH_SYS_FORK | 1u << TH_CLONE;
+	for (unsigned i = 0; i < MAX_OBJECTS; i++)
+		lazies[i] = (wof_lazy_lock_t)WOF_LAZY_LOCK_INIT(lazy_init, (void *)(uintptr_t)i);
+	paths_allowed = th_torture_kinds(&child_threads);
 	me = atomic_fetch_add_explicit(&ledger->procs, 1, memory_order_relaxed);
-	snprintf(hang_message, sizeof hang_message,
-	         "torture: FAILED: hang in the top process; reproduce with: torture %u %u %u %llu\n",
-	         nthreads, nobjects, seconds, seed);
-	signal(SIGALRM, on_alarm);
-	alarm(seconds + 180); /* past every child's deadline */
-
-	run_process(now_ns() + (int64_t)seconds * 1000000000, nthreads > 0);
+	th_torture_deadline(seconds + 180, /* past every child's deadline */
+	                    "torture: FAILED: hang in the top process; reproduce with: torture %u %u "
+	                    "%u %llu\n", nthreads, nobjects, seconds, seed);
+	run_process(th_now() + seconds, nthreads > 0);
 	unsigned bad = verify_process();
 
 	unsigned long hangs = ledger->hangs, doubles = ledger->double_inits;

@@ -19,40 +19,17 @@
  *                                      wof_fork_detection() says (WOF_FORK_DETECT_NO_FORK on
  *                                      Windows and only there)
  */
-#include <wof.h>
-
 #include "wof-test.h"
 
 #if defined(_WIN32)
 #include <process.h>
 #include <windows.h>
-#else
-#include <sched.h>
-#include <time.h>
-#endif
-#if !defined(_WIN32) || defined(__MINGW32__) /* mingw-w64 has winpthreads, whatever the model */
-#include <pthread.h>
-#define WR_HAVE_PTHREADS 1
-#else
-#define WR_HAVE_PTHREADS 0
 #endif
 
 #define MAX_THREADS 64
 #define MAX_ROUNDS 1000
 #define LAZIES 8       /* lazy statics and lazy secrets: one per round, for the first rounds */
 #define DEADLINE_S (6 * TH_DEADLINE_S) /* for every thread of a round: Wine, a loaded machine */
-
-static int failures; /* atomic: relaxed, a count read once the threads are done or hung */
-
-#define WR_CHECK(cond, ...)                                                                       \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "windows-race: %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                             \
-			fputc('\n', stderr);                                                      \
-			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);                       \
-		}                                                                                 \
-	} while (0)
 
 /* ---- threads, sleeping, time: Win32 on Windows, POSIX elsewhere ----------------------------- */
 
@@ -63,8 +40,15 @@ struct wr_start {
 
 #if defined(_WIN32)
 typedef HANDLE wr_thread;
+#define WR_RESULT unsigned __stdcall
+#define wr_yield SwitchToThread
+#else
+typedef pthread_t wr_thread;
+#define WR_RESULT void *
+#define wr_yield sched_yield
+#endif
 
-static unsigned __stdcall wr_trampoline(void *arg)
+static WR_RESULT wr_trampoline(void *arg)
 {
 	struct wr_start start = *(struct wr_start *)arg;
 
@@ -72,28 +56,6 @@ static unsigned __stdcall wr_trampoline(void *arg)
 	start.fn(start.arg);
 	return 0;
 }
-
-static void wr_yield(void)
-{
-	SwitchToThread();
-}
-#else
-typedef pthread_t wr_thread;
-
-static void *wr_trampoline(void *arg)
-{
-	struct wr_start start = *(struct wr_start *)arg;
-
-	free(arg);
-	start.fn(start.arg);
-	return NULL;
-}
-
-static void wr_yield(void)
-{
-	sched_yield();
-}
-#endif
 
 static void wr_start(wr_thread *thread, void (*fn)(void *), void *arg)
 {
@@ -218,21 +180,12 @@ WR_LAZY(5);
 WR_LAZY(6);
 WR_LAZY(7);
 
-static int *lazy_static_get(int i)
-{
-	static int *(*const get[LAZIES])(void) = { lazy_static_0, lazy_static_1, lazy_static_2,
-		                                   lazy_static_3, lazy_static_4, lazy_static_5,
-		                                   lazy_static_6, lazy_static_7 };
-	return get[i]();
-}
-
-static int *lazy_secret_get(int i)
-{
-	static int *(*const get[LAZIES])(void) = { lazy_secret_0, lazy_secret_1, lazy_secret_2,
-		                                   lazy_secret_3, lazy_secret_4, lazy_secret_5,
-		                                   lazy_secret_6, lazy_secret_7 };
-	return get[i]();
-}
+static int *(*const lazy_statics[LAZIES])(void) = { lazy_static_0, lazy_static_1, lazy_static_2,
+	                                             lazy_static_3, lazy_static_4, lazy_static_5,
+	                                             lazy_static_6, lazy_static_7 };
+static int *(*const lazy_secrets[LAZIES])(void) = { lazy_secret_0, lazy_secret_1, lazy_secret_2,
+	                                             lazy_secret_3, lazy_secret_4, lazy_secret_5,
+	                                             lazy_secret_6, lazy_secret_7 };
 
 struct race {
 	int nthreads;
@@ -247,9 +200,9 @@ static void check_return(const char *what, int round, const struct init_record *
                          int want)
 {
 	/* Acquire: pairs with init_body's wr_add; the once's own acquire is what is under test. */
-	WR_CHECK(__atomic_load_n(&rec->finished, __ATOMIC_ACQUIRE) >= 1,
-	         "round %d, %s: returned before init had finished", round, what);
-	WR_CHECK(got == want, "round %d, %s: got %d, expected %d", round, what, got, want);
+	TH_EXPECT(__atomic_load_n(&rec->finished, __ATOMIC_ACQUIRE) >= 1,
+	          "round %d, %s: returned before init had finished", round, what);
+	TH_EXPECT(got == want, "round %d, %s: got %d, expected %d", round, what, got, want);
 }
 
 static void racer(void *arg)
@@ -264,7 +217,7 @@ static void racer(void *arg)
 			return;
 		struct round *r = &rounds[round];
 		int rc = wof_once_call(&r->once, once_init, r);
-		WR_CHECK(rc == 0, "round %d: wof_once_call returned %d", round, rc);
+		TH_EXPECT(rc == 0, "round %d: wof_once_call returned %d", round, rc);
 		check_return("once", round, &r->once_rec, r->once_rec.value, 11);
 
 		int *v = wof_once_lock_get_or_init(&r->lock, lock_init, r);
@@ -274,10 +227,10 @@ static void racer(void *arg)
 		check_return("lazy_lock", round, &r->lazy_rec, v ? *v : -1, 13);
 
 		if (round < LAZIES) {
-			v = lazy_static_get(round);
+			v = lazy_statics[round]();
 			check_return("WOF_LAZY_STATIC", round, &static_recs[round], v ? *v : -1,
 			             100 + round);
-			v = lazy_secret_get(round);
+			v = lazy_secrets[round]();
 			check_return("WOF_LAZY_SECRET", round, &secret_recs[round], v ? *v : -1,
 			             200 + round);
 		}
@@ -287,6 +240,8 @@ static void racer(void *arg)
 
 static void race(int nthreads, int nrounds)
 {
+	static const char *const kinds[] = { "once", "once_lock", "lazy_lock", "lazy static",
+		                             "lazy secret" };
 	struct race race = { .nthreads = nthreads };
 	wr_thread threads[MAX_THREADS];
 
@@ -304,18 +259,12 @@ static void race(int nthreads, int nrounds)
 		if (!th_await(&race.returned, nthreads * (round + 1), DEADLINE_S))
 			wr_hung("race", th_get(&race.returned) - nthreads * round, nthreads);
 		struct round *r = &rounds[round];
-		WR_CHECK(r->once_rec.runs == 1, "round %d: once init ran %d times", round,
-		         r->once_rec.runs);
-		WR_CHECK(r->lock_rec.runs == 1, "round %d: once_lock init ran %d times", round,
-		         r->lock_rec.runs);
-		WR_CHECK(r->lazy_rec.runs == 1, "round %d: lazy_lock init ran %d times", round,
-		         r->lazy_rec.runs);
-		if (round < LAZIES) {
-			WR_CHECK(static_recs[round].runs == 1, "round %d: lazy static init ran %d times",
-			         round, static_recs[round].runs);
-			WR_CHECK(secret_recs[round].runs == 1, "round %d: lazy secret init ran %d times",
-			         round, secret_recs[round].runs);
-		}
+		const struct init_record *recs[] = { &r->once_rec, &r->lock_rec, &r->lazy_rec,
+			                             &static_recs[round % LAZIES],
+			                             &secret_recs[round % LAZIES] };
+		for (int k = 0; k < (round < LAZIES ? 5 : 3); k++)
+			TH_EXPECT(recs[k]->runs == 1, "round %d: %s init ran %d times", round,
+			          kinds[k], recs[k]->runs);
 	}
 	/* The racers are at the start line of a round that never comes. */
 	if (!th_await(&race.arrived, nthreads * (nrounds + 1), DEADLINE_S))
@@ -350,7 +299,7 @@ struct handover {
 
 static void ending_runner(void *arg);
 
-#if WR_HAVE_PTHREADS
+#if TH_PTHREADS
 static void *pthread_runner(void *arg)
 {
 	ending_runner(arg);
@@ -364,7 +313,7 @@ static void end_thread(struct handover *h)
 	th_nap(20000); /* callers arrive and park */
 	if (h->ending == END_ENDTHREADEX)
 		_endthreadex(3);
-#if WR_HAVE_PTHREADS
+#if TH_PTHREADS
 	if (h->ending == END_PTHREAD_EXIT)
 		pthread_exit(NULL);
 #endif
@@ -416,14 +365,11 @@ static void ending_runner(void *arg)
 	struct handover *h = arg;
 
 	/* pthread_exit from a thread that pthread_create made, which is what it expects. */
-#if WR_HAVE_PTHREADS
+#if TH_PTHREADS
 	if (h->ending == END_PTHREAD_EXIT && !h->in_pthread) {
 		pthread_t thread;
 		h->in_pthread = true;
-		if (pthread_create(&thread, NULL, pthread_runner, h) != 0) {
-			fprintf(stderr, "windows-race: pthread_create failed\n");
-			exit(1);
-		}
+		th_start(&thread, pthread_runner, h);
 		pthread_join(thread, NULL);
 		return;
 	}
@@ -435,8 +381,7 @@ static void ending_runner(void *arg)
 		(void)wof_once_lock_get_or_init(&h->lock, ending_lock_init, h);
 	else
 		(void)wof_once_call(&h->once, ending_once_init, h);
-	fprintf(stderr, "windows-race: the ending runner returned\n");
-	__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+	TH_FAIL("the ending runner returned");
 }
 
 /* Callers take turns: run init, only wait, run init on the outer once (nested ending). */
@@ -475,7 +420,7 @@ static void exit_inside_init(int nthreads, int nrounds)
 
 	for (int round = 0; round < nrounds; round++) {
 		struct handover *h = calloc(1, sizeof *h);
-		WR_CHECK(h != NULL, "out of memory");
+		TH_EXPECT(h != NULL, "out of memory");
 		if (!h)
 			return;
 		h->ending = (enum ending)(round % ENDINGS);
@@ -496,15 +441,15 @@ static void exit_inside_init(int nthreads, int nrounds)
 			wr_join(threads[i]);
 		/* A nested ending abandons two onces: with callers of both, two inits run. */
 		int expected = h->ending == END_NESTED && nthreads > 2 ? 2 : 1;
-		WR_CHECK(h->runs == expected, "round %d, %s: init ran %d times after the runner "
-		                              "ended, expected %d", round, name, h->runs, expected);
-		WR_CHECK(h->bad == 0, "round %d, %s: %d callers failed", round, name, h->bad);
+		TH_EXPECT(h->runs == expected, "round %d, %s: init ran %d times after the runner "
+		          "ended, expected %d", round, name, h->runs, expected);
+		TH_EXPECT(h->bad == 0, "round %d, %s: %d callers failed", round, name, h->bad);
 		if (h->ending == END_ENDTHREADEX)
-			WR_CHECK(wof_once_lock_get(&h->lock) == &h->value, "round %d, %s: not set",
-			         round, name);
+			TH_EXPECT(wof_once_lock_get(&h->lock) == &h->value, "round %d, %s: not set",
+			          round, name);
 		else
-			WR_CHECK(wof_once_is_completed(&h->once), "round %d, %s: incomplete", round,
-			         name);
+			TH_EXPECT(wof_once_is_completed(&h->once), "round %d, %s: incomplete",
+			          round, name);
 		free(h);
 	}
 }
@@ -540,52 +485,40 @@ static void semantics(void)
 	/* Fork detection says what the system is. */
 	unsigned detection = wof_fork_detection();
 #if defined(_WIN32)
-	WR_CHECK(detection == WOF_FORK_DETECT_NO_FORK, "wof_fork_detection() = %u", detection);
+	TH_EXPECT(detection == WOF_FORK_DETECT_NO_FORK, "wof_fork_detection() = %u", detection);
 #else
-	WR_CHECK((detection & WOF_FORK_DETECT_NO_FORK) == 0, "wof_fork_detection() = %u",
-	         detection);
+	TH_EXPECT((detection & WOF_FORK_DETECT_NO_FORK) == 0, "wof_fork_detection() = %u",
+	          detection);
 #endif
 
 	/* A generation: never 0, constant. */
 	uint32_t gen = wof_generation();
-	WR_CHECK(gen != 0 && wof_generation() == gen, "wof_generation() = %u", (unsigned)gen);
+	TH_EXPECT(gen != 0 && wof_generation() == gen, "wof_generation() = %u", (unsigned)gen);
 
 	/* Re-entry. */
-	WR_CHECK(wof_once_call(&reentered, reenter, NULL) == 0, "outer call");
-	WR_CHECK(reentry_rc == EDEADLK, "re-entry returned %d, expected EDEADLK", reentry_rc);
+	TH_EXPECT(wof_once_call(&reentered, reenter, NULL) == 0, "outer call");
+	TH_EXPECT(reentry_rc == EDEADLK, "re-entry returned %d, expected EDEADLK", reentry_rc);
 
 	/* A failing init is retried; a success leaves errno as the caller had it. */
 	static wof_once_t retried = WOF_ONCE_INIT;
 	errno = 0;
-	WR_CHECK(wof_once_try_call(&retried, fail_twice, NULL) == EAGAIN, "first try");
-	WR_CHECK(wof_once_try_call(&retried, fail_twice, NULL) == EAGAIN, "second try");
+	TH_EXPECT(wof_once_try_call(&retried, fail_twice, NULL) == EAGAIN, "first try");
+	TH_EXPECT(wof_once_try_call(&retried, fail_twice, NULL) == EAGAIN, "second try");
 	errno = EINTR;
-	WR_CHECK(wof_once_try_call(&retried, fail_twice, NULL) == 0, "third try");
-	WR_CHECK(errno == EINTR, "errno %d after a success, expected EINTR", errno);
-	WR_CHECK(wof_once_is_completed(&retried), "not completed after a success");
+	TH_EXPECT(wof_once_try_call(&retried, fail_twice, NULL) == 0, "third try");
+	TH_EXPECT(errno == EINTR, "errno %d after a success, expected EINTR", errno);
+	TH_EXPECT(wof_once_is_completed(&retried), "not completed after a success");
 
 	/* wof_wipe_all(): a new generation, and objects uninitialised again. */
 	static wof_once_t wiped = WOF_ONCE_INIT;
 	int calls = 0;
-	WR_CHECK(wof_once_call(&wiped, count_call, &calls) == 0 && calls == 1, "first call");
+	TH_EXPECT(wof_once_call(&wiped, count_call, &calls) == 0 && calls == 1, "first call");
 	wof_wipe_all();
-	WR_CHECK(wof_generation() != gen && wof_generation() != 0, "generation %u after "
-	         "wof_wipe_all(), was %u", (unsigned)wof_generation(), (unsigned)gen);
-	WR_CHECK(!wof_once_is_completed(&wiped), "completed after wof_wipe_all()");
-	WR_CHECK(wof_once_call(&wiped, count_call, &calls) == 0 && calls == 2,
-	         "%d calls after wof_wipe_all()", calls);
-}
-
-static int count_arg(const char *arg, int max)
-{
-	char *end;
-	long n = strtol(arg, &end, 10);
-
-	if (*end || n < 1 || n > max) {
-		fprintf(stderr, "windows-race: '%s' is not a count from 1 to %d\n", arg, max);
-		exit(2);
-	}
-	return (int)n;
+	TH_EXPECT(wof_generation() != gen && wof_generation() != 0, "generation %u after "
+	          "wof_wipe_all(), was %u", (unsigned)wof_generation(), (unsigned)gen);
+	TH_EXPECT(!wof_once_is_completed(&wiped), "completed after wof_wipe_all()");
+	TH_EXPECT(wof_once_call(&wiped, count_call, &calls) == 0 && calls == 2,
+	          "%d calls after wof_wipe_all()", calls);
 }
 
 int main(int argc, char **argv)
@@ -593,10 +526,10 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "semantics")) {
 		semantics();
 	} else if (argc == 4 && !strcmp(argv[1], "race")) {
-		race(count_arg(argv[2], MAX_THREADS), count_arg(argv[3], MAX_ROUNDS));
+		race(th_arg_count(argv[2], MAX_THREADS), th_arg_count(argv[3], MAX_ROUNDS));
 	} else if (argc == 4 && !strcmp(argv[1], "exit")) {
 #if defined(_WIN32)
-		exit_inside_init(count_arg(argv[2], MAX_THREADS), count_arg(argv[3], 1000));
+		exit_inside_init(th_arg_count(argv[2], MAX_THREADS), th_arg_count(argv[3], 1000));
 #else
 		printf("windows-race exit: ExitThread is Windows' only: skipped\n");
 		return TH_SKIP;
@@ -606,8 +539,8 @@ int main(int argc, char **argv)
 		        argv[0]);
 		return 2;
 	}
-	if (failures) {
-		fprintf(stderr, "windows-race %s: %d checks failed\n", argv[1], failures);
+	if (th_failures()) {
+		fprintf(stderr, "windows-race %s: %u checks failed\n", argv[1], th_failures());
 		return 1;
 	}
 	printf("windows-race %s: passed\n", argv[1]);

@@ -121,6 +121,15 @@ static unsigned long count_stop(void)
 	return __atomic_load_n(&allocations, __ATOMIC_RELAXED);
 }
 
+/* Stops counting; `ok` must hold, with no heap allocation counted. */
+static void assert_none(bool ok)
+{
+	unsigned long n = count_stop();
+
+	cr_assert(ok);
+	cr_assert_eq(n, 0, "%lu heap allocations", n);
+}
+
 /* The counter itself works: otherwise every other test here would pass vacuously. */
 Test(alloc, the_counter_sees_malloc)
 {
@@ -242,20 +251,14 @@ Test(alloc, first_init_allocates_nothing)
 {
 	/* The first wof call of this process happens inside the counted region. */
 	count_start();
-	bool ok = use_everything();
-	unsigned long n = count_stop();
-	cr_assert(ok);
-	cr_assert_eq(n, 0, "%lu heap allocations", n);
+	assert_none(use_everything());
 }
 
 Test(alloc, fast_path_allocates_nothing)
 {
 	cr_assert(use_everything());
 	count_start();
-	bool ok = use_fast_paths(10000);
-	unsigned long n = count_stop();
-	cr_assert(ok);
-	cr_assert_eq(n, 0, "%lu heap allocations", n);
+	assert_none(use_fast_paths(10000));
 }
 
 /* Re-entry and EINVAL paths. */
@@ -284,10 +287,8 @@ Test(alloc, errors_and_reentry_allocate_nothing, .timeout = 10)
 	ok &= wof_once_lock_get_or_init(NULL, make_value, NULL) == NULL;
 	ok &= wof_once_lock_set(&lock, NULL) == EINVAL;
 	ok &= wof_lazy_lock_force(NULL) == NULL;
-	unsigned long n = count_stop();
-	cr_assert(ok);
+	assert_none(ok);
 	cr_assert(reentry_ok);
-	cr_assert_eq(n, 0, "%lu heap allocations", n);
 }
 
 /* Contended: waiters park (futex or condvar) and wake; none of it allocates. */
@@ -336,8 +337,7 @@ Test(alloc, contended_init_allocates_nothing, .timeout = 20)
 		cr_assert_null(why, "%s", (const char *)why);
 	}
 	pthread_barrier_destroy(&race.barrier);
-	unsigned long n = __atomic_load_n(&allocations, __ATOMIC_RELAXED);
-	cr_assert_eq(n, 0, "%lu heap allocations", n);
+	assert_none(true);
 }
 
 /* A child wipes (on_wipe) and initialises everything again, without allocating. */

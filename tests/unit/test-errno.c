@@ -9,7 +9,6 @@
 
 #include "wof-test.h"
 
-
 static void noisy_call(void *arg)
 {
 	(void)arg;
@@ -48,9 +47,7 @@ static void *failing_init(void *arg)
 
 static int noisy_try_init(void *arg, void **out)
 {
-	(void)arg;
-	errno = ENOENT;
-	*out = &value;
+	*out = noisy_init(arg);
 	return 0;
 }
 
@@ -71,6 +68,15 @@ static int failing_static_init(int *slot)
 WOF_LAZY_STATIC(int, noisy_static, noisy_static_init);
 WOF_LAZY_STATIC(int, failing_static, failing_static_init);
 
+/* With errno at the sentinel before it, `call` gives `expected` and leaves errno at `want`. */
+#define CHECK_ERRNO(call, expected, want)                                                      \
+	do {                                                                                   \
+		errno = TH_ERRNO_SENTINEL;                                                     \
+		cr_assert_eq((call), (expected), #call);                                       \
+		cr_assert_eq(errno, (want), #call ": errno %d", errno);                        \
+	} while (0)
+#define KEPT TH_ERRNO_SENTINEL
+
 Test(errno_rule, success_leaves_the_callers_errno)
 {
 	wof_once_t once = WOF_ONCE_INIT, try_once = WOF_ONCE_INIT;
@@ -80,29 +86,18 @@ Test(errno_rule, success_leaves_the_callers_errno)
 	wof_lazy_cell_t lazy_cell = WOF_LAZY_CELL_INIT(noisy_init, NULL);
 	void *out = NULL;
 
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_call: errno %d", errno);
-	cr_assert_eq(wof_once_try_call(&try_once, noisy_try, NULL), 0);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_try_call: errno %d", errno);
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, noisy_init, NULL), &value);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_lock_get_or_init: errno %d", errno);
-	cr_assert_eq(wof_once_lock_get_or_try_init(&try_lock, noisy_try_init, NULL, &out), 0);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_lock_get_or_try_init: errno %d", errno);
-	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_lazy_lock_force: errno %d", errno);
-	cr_assert_eq(*noisy_static(), 1);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "WOF_LAZY_STATIC: errno %d", errno);
-	cr_assert_eq(wof_once_cell_get_or_init(&cell, noisy_init, NULL), &value);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_cell_get_or_init: errno %d", errno);
-	cr_assert_eq(wof_once_cell_get_or_try_init(&try_cell, noisy_try_init, NULL, &out), 0);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_once_cell_get_or_try_init: errno %d", errno);
-	cr_assert_eq(wof_lazy_cell_force(&lazy_cell), &value);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "wof_lazy_cell_force: errno %d", errno);
+	CHECK_ERRNO(wof_once_call(&once, noisy_call, NULL), 0, KEPT);
+	CHECK_ERRNO(wof_once_try_call(&try_once, noisy_try, NULL), 0, KEPT);
+	CHECK_ERRNO(wof_once_lock_get_or_init(&lock, noisy_init, NULL), &value, KEPT);
+	CHECK_ERRNO(wof_once_lock_get_or_try_init(&try_lock, noisy_try_init, NULL, &out), 0, KEPT);
+	CHECK_ERRNO(wof_lazy_lock_force(&lazy), &value, KEPT);
+	CHECK_ERRNO(*noisy_static(), 1, KEPT);
+	CHECK_ERRNO(wof_once_cell_get_or_init(&cell, noisy_init, NULL), &value, KEPT);
+	CHECK_ERRNO(wof_once_cell_get_or_try_init(&try_cell, noisy_try_init, NULL, &out), 0, KEPT);
+	CHECK_ERRNO(wof_lazy_cell_force(&lazy_cell), &value, KEPT);
 	/* Completed: the fast paths touch nothing. */
-	cr_assert_eq(wof_once_call(&once, noisy_call, NULL), 0);
-	cr_assert_eq(wof_lazy_lock_force(&lazy), &value);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
+	CHECK_ERRNO(wof_once_call(&once, noisy_call, NULL), 0, KEPT);
+	CHECK_ERRNO(wof_lazy_lock_force(&lazy), &value, KEPT);
 }
 
 Test(errno_rule, failure_leaves_the_initialisers_errno)
@@ -111,18 +106,10 @@ Test(errno_rule, failure_leaves_the_initialisers_errno)
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
 
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_try_call(&once, failing_try, NULL), EIO);
-	cr_assert_eq(errno, ENOENT);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_lock_get_or_init(&lock, failing_init, NULL));
-	cr_assert_eq(errno, ENOENT);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(failing_static());
-	cr_assert_eq(errno, ENOENT);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_once_cell_get_or_init(&cell, failing_init, NULL));
-	cr_assert_eq(errno, ENOENT);
+	CHECK_ERRNO(wof_once_try_call(&once, failing_try, NULL), EIO, ENOENT);
+	CHECK_ERRNO(wof_once_lock_get_or_init(&lock, failing_init, NULL), NULL, ENOENT);
+	CHECK_ERRNO(failing_static(), NULL, ENOENT);
+	CHECK_ERRNO(wof_once_cell_get_or_init(&cell, failing_init, NULL), NULL, ENOENT);
 }
 
 /* A hook's errno is not the caller's either, in a child's first use. */
@@ -146,6 +133,5 @@ static int child_errno(void *arg)
 Test(errno_rule, child_first_use_leaves_the_callers_errno, .timeout = 30)
 {
 	cr_assert_eq(wof_once_lock_set(&wiped, &value), 0);
-	int code = th_wait(th_spawn(TH_FORK, child_errno, NULL), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+	TH_ASSERT_CHILD(TH_FORK, child_errno, NULL);
 }

@@ -5,9 +5,9 @@
  * _Fork(), syscall(SYS_fork) or clone() without CLONE_VM -- at any depth -- never has a value
  * an ancestor had; and that wof_fork_detection() says truthfully which children are noticed.
  */
-#include "wof-test.h"
-
 #include <criterion/criterion.h>
+
+#include "wof-test-values.h" /* th_barrier_race */
 
 #include "config.h" /* WOF_HAVE_WIPEONFORK: whether this build may use MADV_WIPEONFORK */
 
@@ -24,43 +24,19 @@ Test(generation, never_zero_and_constant)
 		cr_assert_eq(wof_generation(), gen);
 }
 
-struct first_use {
-	pthread_barrier_t barrier;
-	uint32_t seen[16];
-};
-
-struct first_user {
-	struct first_use *f;
-	int id;
-};
-
-static void *first_use_thread(void *arg)
+static void first_use_thread(void *seen, int i)
 {
-	struct first_user *me = arg;
-
-	pthread_barrier_wait(&me->f->barrier);
-	me->f->seen[me->id] = wof_generation();
-	return NULL;
+	((uint32_t *)seen)[i] = wof_generation();
 }
 
 /* Threads racing on a process's first wof call all get the same value. */
 static int first_use_race(void)
 {
-	struct first_use f;
-	struct first_user users[16];
-	pthread_t t[16];
+	uint32_t seen[16];
 
-	pthread_barrier_init(&f.barrier, NULL, 16);
-	for (int i = 0; i < 16; i++) {
-		users[i] = (struct first_user){ &f, i };
-		if (pthread_create(&t[i], NULL, first_use_thread, &users[i]) != 0)
-			return 1;
-	}
+	th_barrier_race(16, first_use_thread, seen);
 	for (int i = 0; i < 16; i++)
-		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(&f.barrier);
-	for (int i = 0; i < 16; i++)
-		if (f.seen[i] == 0 || f.seen[i] != wof_generation())
+		if (seen[i] == 0 || seen[i] != wof_generation())
 			return 2;
 	return 0;
 }
@@ -178,19 +154,15 @@ static void child_generation_differs(enum th_fork_kind kind)
 	cr_assert_eq(wof_generation(), parent, "the parent's generation changed");
 }
 
-Test(generation, child_differs_after_fork) { child_generation_differs(TH_FORK); }
-Test(generation, child_differs_after__Fork)
-{
-	child_generation_differs(TH_UFORK);
-}
-Test(generation, child_differs_after_SYS_fork)
-{
-	child_generation_differs(TH_SYS_FORK);
-}
-Test(generation, child_differs_after_clone)
-{
-	child_generation_differs(TH_CLONE);
-}
+#define CHILD_DIFFERS_TEST(name, kind)                                                         \
+	Test(generation, child_differs_after_##name)                                           \
+	{                                                                                      \
+		child_generation_differs(kind);                                                \
+	}
+CHILD_DIFFERS_TEST(fork, TH_FORK)
+CHILD_DIFFERS_TEST(_Fork, TH_UFORK)
+CHILD_DIFFERS_TEST(SYS_fork, TH_SYS_FORK)
+CHILD_DIFFERS_TEST(clone, TH_CLONE)
 
 /* Each of 16 generations differs from all its ancestors (the shared scenario, tests/lib). */
 static void chain(const enum th_fork_kind *kinds, int nkinds)

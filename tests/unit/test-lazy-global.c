@@ -14,7 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "test-lazy-global.h"
-#include "wof-test.h"
+#include "wof-test-values.h"
 
 /* ---- the pool, defined in this file ------------------------------------------------------- */
 
@@ -82,43 +82,26 @@ Test(lazy_global, one_object_and_one_init_whichever_file_calls)
 #define RACERS 16
 
 struct race {
-	pthread_barrier_t barrier;
 	struct logger *got[RACERS];
 	unsigned serial[RACERS]; /* what each racer read of init's writes */
 };
 
-struct racer {
-	struct race *race;
-	int index;
-};
-
-static void *racer(void *arg)
+static void racer(void *arg, int i)
 {
-	struct racer *r = arg;
+	struct race *race = arg;
 
-	pthread_barrier_wait(&r->race->barrier);
 	/* Even racers call from this file, odd ones from the other. */
-	struct logger *l = r->index % 2 ? other_logger() : the_logger();
-	r->race->got[r->index] = l;
-	r->race->serial[r->index] = l ? l->serial : 0;
-	return NULL;
+	struct logger *l = i % 2 ? other_logger() : the_logger();
+	race->got[i] = l;
+	race->serial[i] = l ? l->serial : 0;
 }
 
 Test(lazy_global, threads_of_both_files_race_to_one_init, .timeout = 30)
 {
 	struct race race;
-	struct racer racers[RACERS];
-	pthread_t threads[RACERS];
 
 	other_logger_slow_init(true);
-	pthread_barrier_init(&race.barrier, NULL, RACERS);
-	for (int i = 0; i < RACERS; i++) {
-		racers[i] = (struct racer){ &race, i };
-		cr_assert_eq(pthread_create(&threads[i], NULL, racer, &racers[i]), 0);
-	}
-	for (int i = 0; i < RACERS; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&race.barrier);
+	th_barrier_race(RACERS, racer, &race);
 	cr_assert_eq(other_logger_inits(), 1, "%u inits", other_logger_inits());
 	for (int i = 0; i < RACERS; i++) {
 		cr_assert_not_null(race.got[i]);

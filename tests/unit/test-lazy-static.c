@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <semaphore.h>
 
-#include "wof-test.h"
+#include "wof-test-values.h"
 
 struct big {
 	unsigned char bytes[4096];
@@ -123,42 +123,25 @@ RACE_STATIC(32);
 
 struct race {
 	struct big *(*accessor)(void);
-	pthread_barrier_t barrier;
 	struct big *got[32];
 	bool whole[32]; /* saw all of init's bytes */
 	unsigned char fill;
 };
 
-struct racer {
-	struct race *race;
-	int index;
-};
-
-static void *racer(void *arg)
+static void racer(void *arg, int i)
 {
-	struct racer *r = arg;
+	struct race *race = arg;
+	struct big *p = race->accessor();
 
-	pthread_barrier_wait(&r->race->barrier);
-	struct big *p = r->race->accessor();
-	r->race->got[r->index] = p;
-	r->race->whole[r->index] = p && th_all_bytes(p, sizeof *p, r->race->fill);
-	return NULL;
+	race->got[i] = p;
+	race->whole[i] = p && th_all_bytes(p, sizeof *p, race->fill);
 }
 
 static void run_race(int n, struct big *(*accessor)(void), unsigned *inits, unsigned *dirty)
 {
 	struct race race = { .accessor = accessor, .fill = (unsigned char)n };
-	pthread_t threads[32];
-	struct racer racers[32];
 
-	pthread_barrier_init(&race.barrier, NULL, (unsigned)n);
-	for (int i = 0; i < n; i++) {
-		racers[i] = (struct racer){ &race, i };
-		cr_assert_eq(pthread_create(&threads[i], NULL, racer, &racers[i]), 0);
-	}
-	for (int i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&race.barrier);
+	th_barrier_race(n, racer, &race);
 	cr_assert_eq(*inits, 1, "%d threads: %u inits", n, *inits);
 	cr_assert_eq(*dirty, 0);
 	for (int i = 0; i < n; i++) {
@@ -180,9 +163,9 @@ Test(lazy_static, racing_threads_run_one_init, .timeout = 30)
 
 /* ---- failing init ----------------------------------------------------------------------- */
 
-static unsigned flaky_inits, flaky_dirty_inits, flaky_failures_left;
+static unsigned flaky_inits, flaky_dirty_inits; /* flaky_failures_left: wof-test-values.h */
 
-static int flaky_init(struct big *slot)
+static int flaky_slot_init(struct big *slot)
 {
 	__atomic_fetch_add(&flaky_inits, 1, __ATOMIC_RELAXED);
 	if (!th_all_bytes(slot, sizeof *slot, 0))
@@ -197,7 +180,7 @@ static int flaky_init(struct big *slot)
 	return 0;
 }
 
-WOF_LAZY_STATIC(struct big, flaky, flaky_init);
+WOF_LAZY_STATIC(struct big, flaky, flaky_slot_init);
 
 Test(lazy_static, failed_init_is_null_and_retried_with_a_zeroed_slot)
 {
@@ -219,105 +202,81 @@ Test(lazy_static, failed_init_is_null_and_retried_with_a_zeroed_slot)
 	cr_assert_eq(flaky_inits, 3);
 }
 
-/* A waiter takes over from a failing init and is handed a zeroed slot. */
-static sem_t slow_fail_started;
-static unsigned slow_fail_inits, slow_fail_dirty;
+/* ---- a first init that fails, or is cancelled, while others wait ------------------------- */
 
-static int slow_fail_init(struct big *slot)
+/*
+ * The first init scribbles on its slot, says so, then fails once the waiters have had time to
+ * park, or (contended_cancel) naps in a cancellation point until cancelled. Later inits fill
+ * the slot with 0x22. Each test runs in a process of its own: the static is fresh in each.
+ */
+static sem_t contended_started;
+static bool contended_cancel;
+static unsigned contended_inits, contended_dirty;
+
+static int contended_init(struct big *slot)
 {
-	unsigned n = __atomic_fetch_add(&slow_fail_inits, 1, __ATOMIC_RELAXED);
+	unsigned n = __atomic_fetch_add(&contended_inits, 1, __ATOMIC_RELAXED);
 
 	if (!th_all_bytes(slot, sizeof *slot, 0))
-		slow_fail_dirty++;
-	if (n == 0) {
-		memset(slot, 0xEE, sizeof *slot);
-		sem_post(&slow_fail_started);
-		th_nap(50000); /* the waiters park meanwhile */
-		errno = EAGAIN;
-		return -1;
+		contended_dirty++;
+	if (n > 0) {
+		memset(slot, 0x22, sizeof *slot);
+		return 0;
 	}
-	memset(slot, 0x22, sizeof *slot);
-	return 0;
+	memset(slot, 0xEE, sizeof *slot);
+	sem_post(&contended_started);
+	while (contended_cancel)
+		th_cancel_nap(); /* a cancellation point */
+	th_nap(50000);
+	errno = EAGAIN;
+	return -1;
 }
 
-WOF_LAZY_STATIC(struct big, slow_fail, slow_fail_init);
+WOF_LAZY_STATIC(struct big, contended, contended_init);
 
-static void *slow_fail_thread(void *arg)
+static void *contended_thread(void *arg)
 {
 	(void)arg;
-	return slow_fail();
+	return contended();
 }
 
-Test(lazy_static, waiter_takes_over_a_failed_init_with_a_zeroed_slot, .timeout = 20)
+/* The first caller's init fails or is cancelled; of the 4 callers waiting, one runs an init,
+ * which is handed a zeroed slot, and all get its value. */
+static void run_contended(bool cancel)
 {
 	pthread_t first, waiters[4];
 	void *ret;
 
-	sem_init(&slow_fail_started, 0, 0);
-	cr_assert_eq(pthread_create(&first, NULL, slow_fail_thread, NULL), 0);
-	sem_wait(&slow_fail_started);
+	contended_cancel = cancel;
+	sem_init(&contended_started, 0, 0);
+	cr_assert_eq(pthread_create(&first, NULL, contended_thread, NULL), 0);
+	sem_wait(&contended_started);
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(pthread_create(&waiters[i], NULL, slow_fail_thread, NULL), 0);
+		cr_assert_eq(pthread_create(&waiters[i], NULL, contended_thread, NULL), 0);
+	if (cancel) {
+		th_nap(30000);
+		cr_assert_eq(pthread_cancel(first), 0);
+	}
 	pthread_join(first, &ret);
-	cr_assert_null(ret);
+	cr_assert_eq(ret, cancel ? PTHREAD_CANCELED : NULL);
 	for (int i = 0; i < 4; i++) {
 		pthread_join(waiters[i], &ret);
 		cr_assert_not_null(ret);
 		cr_assert(th_all_bytes(ret, sizeof(struct big), 0x22));
 	}
-	cr_assert_eq(slow_fail_inits, 2);
-	cr_assert_eq(slow_fail_dirty, 0);
-	sem_destroy(&slow_fail_started);
+	cr_assert_eq(contended_inits, 2);
+	cr_assert_eq(contended_dirty, 0, "the waiter's init got a zeroed slot");
+	sem_destroy(&contended_started);
 }
 
-/* ---- cancellation ----------------------------------------------------------------------------- */
-
-static sem_t cancel_started;
-static unsigned cancel_inits, cancel_dirty;
-
-static int cancel_init(struct big *slot)
+Test(lazy_static, waiter_takes_over_a_failed_init_with_a_zeroed_slot, .timeout = 20)
 {
-	unsigned n = __atomic_fetch_add(&cancel_inits, 1, __ATOMIC_RELAXED);
-
-	if (!th_all_bytes(slot, sizeof *slot, 0))
-		cancel_dirty++;
-	if (n == 0) {
-		memset(slot, 0xCC, sizeof *slot);
-		sem_post(&cancel_started);
-		for (;;)
-			th_cancel_nap(); /* a cancellation point */
-	}
-	memset(slot, 0x33, sizeof *slot);
-	return 0;
-}
-
-WOF_LAZY_STATIC(struct big, cancellable, cancel_init);
-
-static void *cancellable_thread(void *arg)
-{
-	(void)arg;
-	return cancellable();
+	run_contended(false);
 }
 
 Test(lazy_static, cancelled_init_stores_nothing_waiter_gets_a_zeroed_slot, .timeout = 20)
 {
-	pthread_t victim, waiter;
-	void *ret;
-
-	sem_init(&cancel_started, 0, 0);
-	cr_assert_eq(pthread_create(&victim, NULL, cancellable_thread, NULL), 0);
-	sem_wait(&cancel_started);
-	cr_assert_eq(pthread_create(&waiter, NULL, cancellable_thread, NULL), 0);
-	th_nap(30000);
-	cr_assert_eq(pthread_cancel(victim), 0);
-	pthread_join(victim, &ret);
-	cr_assert_eq(ret, PTHREAD_CANCELED);
-	pthread_join(waiter, &ret);
-	cr_assert_not_null(ret);
-	cr_assert(th_all_bytes(ret, sizeof(struct big), 0x33));
-	cr_assert_eq(cancel_inits, 2);
-	cr_assert_eq(cancel_dirty, 0, "the waiter's init got a zeroed slot");
-	sem_destroy(&cancel_started);
+	run_contended(true);
 }
 
 /* ---- re-entry -------------------------------------------------------------------------------- */

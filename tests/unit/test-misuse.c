@@ -4,27 +4,9 @@
  * with EINVAL, and a once word that no wof code could have written stops a debug build with a
  * clear message (release builds refuse it with EINVAL).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <signal.h>
-
-#include <wof.h>
 
 #include "wof-test.h"
-
-static void nop(void *arg)
-{
-	(void)arg;
-}
-
-static int ok(void *arg)
-{
-	(void)arg;
-	return 0;
-}
 
 static void *make(void *arg)
 {
@@ -46,9 +28,9 @@ Test(misuse, int_functions_reject_null_with_einval)
 	void *out = &x;
 
 	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_once_call(NULL, nop, NULL), EINVAL);
+	cr_assert_eq(wof_once_call(NULL, th_count_run, NULL), EINVAL);
 	cr_assert_eq(wof_once_call(&once, NULL, NULL), EINVAL);
-	cr_assert_eq(wof_once_try_call(NULL, ok, NULL), EINVAL);
+	cr_assert_eq(wof_once_try_call(NULL, th_count_ok, NULL), EINVAL);
 	cr_assert_eq(wof_once_try_call(&once, NULL, NULL), EINVAL);
 	cr_assert_eq(wof_once_wait(NULL), EINVAL);
 	cr_assert_not(wof_once_is_completed(NULL));
@@ -120,7 +102,7 @@ Test(misuse, corrupt_word_aborts_debug_builds_with_a_message, .signal = SIGABRT)
 	wof_once_t once = WOF_ONCE_INIT;
 
 	corrupt(&once);
-	wof_once_call(&once, nop, NULL);
+	wof_once_call(&once, th_count_run, NULL);
 }
 
 Test(misuse, corrupt_lock_word_aborts_debug_builds, .signal = SIGABRT)
@@ -138,7 +120,7 @@ Test(misuse, corrupt_word_is_refused_in_release_builds)
 	int runs = 0;
 
 	corrupt(&once);
-	cr_assert_eq(wof_once_call(&once, nop, &runs), EINVAL);
+	cr_assert_eq(wof_once_call(&once, th_count_run, &runs), EINVAL);
 	cr_assert_eq(wof_once_wait(&once), EINVAL);
 	cr_assert_not(wof_once_is_completed(&once));
 }
@@ -151,7 +133,7 @@ Test(misuse, stale_words_with_any_state_are_simply_incomplete)
 		wof_once_t once = { ((uint64_t)(wof_generation() + 1) << 32) | state };
 		int runs = 0;
 		cr_assert_not(wof_once_is_completed(&once));
-		cr_assert_eq(wof_once_call(&once, nop, &runs), 0);
+		cr_assert_eq(wof_once_call(&once, th_count_run, &runs), 0);
 		cr_assert(wof_once_is_completed(&once), "state %u", state);
 	}
 }
@@ -162,10 +144,10 @@ Test(misuse, null_functions_are_refused_on_completed_objects_too)
 	wof_once_t once = WOF_ONCE_INIT;
 	wof_once_lock_t lock = WOF_ONCE_LOCK_INIT;
 	wof_once_cell_t cell = WOF_ONCE_CELL_INIT;
-	int x;
+	int x = 0;
 	void *out = NULL;
 
-	cr_assert_eq(wof_once_call(&once, nop, NULL), 0);
+	cr_assert_eq(wof_once_call(&once, th_count_run, &x), 0);
 	cr_assert_eq(wof_once_call(&once, NULL, NULL), EINVAL);
 	cr_assert_eq(wof_once_try_call(&once, NULL, NULL), EINVAL);
 	cr_assert_eq(wof_once_lock_set(&lock, &x), 0);

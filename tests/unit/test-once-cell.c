@@ -49,102 +49,32 @@ Test(once_cell, get_or_try_init_errors_success_and_null_out)
 	th_values_get_or_try_init_einval_for_null_arguments(OPS);
 }
 
-/* ---- LazyCell ------------------------------------------------------------------------------ */
+/* ---- LazyCell: the behaviours shared with LazyLock (wof-test-values.h) --------------------- */
+
+TH_LAZY_OPS(lazy_cell, WOF_LAZY_CELL_INIT);
+#define LAZY (&th_lazy_cell_ops)
 
 Test(lazy_cell, get_before_force_is_null_then_force_inits_once)
 {
 	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(init_arg, &value_a);
 
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_get(&lazy));
-	cr_assert_eq(init_calls, 0, "get never runs init");
-	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
-	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_a);
-	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_a);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(init_calls, 1);
-}
-
-static unsigned flaky_failures_left;
-
-static void *flaky_init(void *arg)
-{
-	init_calls++;
-	if (flaky_failures_left > 0) {
-		flaky_failures_left--;
-		errno = EIO;
-		return NULL;
-	}
-	return arg;
+	th_lazy_get_before_force_is_null_then_force_inits_once(LAZY, &lazy);
 }
 
 Test(lazy_cell, init_returning_null_is_retried_by_the_next_force)
 {
 	wof_lazy_cell_t lazy = WOF_LAZY_CELL_INIT(flaky_init, &value_b);
 
-	flaky_failures_left = 2;
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_force(&lazy));
-	cr_assert_eq(errno, EIO);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_get(&lazy));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_lazy_cell_force(&lazy));
-	cr_assert_eq(errno, EIO);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_eq(wof_lazy_cell_force(&lazy), &value_b);
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(wof_lazy_cell_get(&lazy), &value_b);
-	cr_assert_eq(init_calls, 3);
+	th_lazy_init_returning_null_is_retried_by_the_next_force(LAZY, &lazy);
 }
 
 Test(lazy_cell, all_zero_or_null_lazy_cell_is_einval)
 {
-	wof_lazy_cell_t *lazy = calloc(1, sizeof *lazy);
-
-	cr_assert_not_null(lazy);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_get(lazy));
-	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
-	cr_assert_null(wof_lazy_cell_force(lazy));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_force(NULL));
-	cr_assert_eq(errno, EINVAL);
-	errno = TH_ERRNO_SENTINEL;
-	cr_assert_null(wof_lazy_cell_get(NULL));
-	cr_assert_eq(errno, EINVAL);
-	free(lazy);
+	th_lazy_all_zero_has_no_init_einval(LAZY);
+	th_lazy_null_is_einval(LAZY);
 }
 
-static wof_lazy_cell_t reentrant_lazy;
-static void *lazy_reentry_force, *lazy_reentry_get;
-static int lazy_reentry_force_errno, lazy_reentry_get_errno;
-
-static void *lazy_reentrant_init(void *arg)
-{
-	init_calls++;
-	errno = TH_ERRNO_SENTINEL;
-	lazy_reentry_force = wof_lazy_cell_force(&reentrant_lazy);
-	lazy_reentry_force_errno = errno;
-	errno = TH_ERRNO_SENTINEL;
-	lazy_reentry_get = wof_lazy_cell_get(&reentrant_lazy);
-	lazy_reentry_get_errno = errno;
-	return arg;
-}
-
-static wof_lazy_cell_t reentrant_lazy = WOF_LAZY_CELL_INIT(lazy_reentrant_init, &value_a);
-
-Test(lazy_cell, reentry_is_null_with_edeadlk, .timeout = 10)
-{
-	cr_assert_eq(wof_lazy_cell_force(&reentrant_lazy), &value_a);
-	cr_assert_null(lazy_reentry_force);
-	cr_assert_eq(lazy_reentry_force_errno, EDEADLK);
-	cr_assert_null(lazy_reentry_get);
-	cr_assert_eq(lazy_reentry_get_errno, TH_ERRNO_SENTINEL);
-	cr_assert_eq(init_calls, 1, "no recursion");
-	cr_assert_eq(wof_lazy_cell_get(&reentrant_lazy), &value_a);
-}
+TH_LAZY_TEST(lazy_cell, reentry_is_null_with_edeadlk, reentry_is_edeadlk, LAZY, .timeout = 10)
 
 /* ---- an init that unwinds ---------------------------------------------------------------------- */
 
@@ -164,7 +94,7 @@ static void *unwind_init(void *arg)
 		if (!unwind_by_cancel)
 			pthread_exit(&value_c);
 		/* Cancelled here: say so, then sleep in a cancellation point. */
-		__atomic_store_n(&unwind_started, 1, __ATOMIC_RELEASE);
+		th_set(&unwind_started, 1);
 		for (;;)
 			th_cancel_nap();
 	}
@@ -205,11 +135,7 @@ static void unwind_in_thread(enum unwind_call call, bool cancel)
 	unwind_runs = 0;
 	cr_assert_eq(pthread_create(&thread, NULL, unwind_thread, &call), 0);
 	if (cancel) {
-		long deadline = (long)(th_now() * 1000) + 5000;
-		while (!__atomic_load_n(&unwind_started, __ATOMIC_ACQUIRE)) {
-			cr_assert_lt((long)(th_now() * 1000), deadline, "the init never started");
-			th_nap(1000);
-		}
+		cr_assert(th_await(&unwind_started, 1, 5.0), "the init never started");
 		cr_assert_eq(pthread_cancel(thread), 0);
 	}
 	cr_assert_eq(pthread_join(thread, &result), 0);
@@ -351,16 +277,6 @@ Test(once_cell, thread_local_cells_give_each_thread_its_own_value, .timeout = 20
 }
 
 /* ---- fork ------------------------------------------------------------------------------------- */
-
-static int pid_value;
-
-static void *pid_init(void *arg)
-{
-	(void)arg;
-	init_calls++;
-	pid_value = (int)getpid();
-	return &pid_value;
-}
 
 static wof_once_cell_t fork_cell = WOF_ONCE_CELL_INIT;
 static wof_lazy_cell_t fork_lazy = WOF_LAZY_CELL_INIT(pid_init, NULL);

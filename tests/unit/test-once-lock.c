@@ -20,13 +20,6 @@ static void *lock_wait(void *lock)
 TH_VALUE_OPS(once_lock, WOF_ONCE_LOCK_INIT, lock_wait);
 #define OPS (&th_once_lock_ops)
 
-static void *init_b(void *arg)
-{
-	(void)arg;
-	__atomic_fetch_add(&init_calls, 1, __ATOMIC_RELAXED);
-	return &value_b;
-}
-
 /* ---- the behaviours shared with OnceCell (wof-test-values.h) ------------------------------ */
 
 TH_VALUE_TEST(once_lock, get_on_empty_is_null_errno_unchanged, OPS)
@@ -50,98 +43,33 @@ TH_VALUE_TEST(once_lock, all_zero_lock_is_empty_and_usable, OPS)
 
 /* ---- get_or_init among threads ------------------------------------------------------- */
 
-struct race {
+Test(once_lock, get_or_init_racing_threads_run_one_init, .timeout = 30)
+{
+	th_racing_threads_run_one_init(false, 8);
+}
+
+struct set_race {
 	wof_once_lock_t lock;
-	pthread_barrier_t barrier;
-	unsigned inits;
-	bool slow;        /* init sleeps, so that the others park */
-	int value;        /* what init "makes" */
-	int made;         /* written by init, read by everyone after get_or_init */
 	void *got[32];
-	int seen[32];
 	int set_rc[32];
 };
 
-struct racer {
-	struct race *race;
-	int index;
-};
-
-static void *race_init(void *arg)
+static void racer_set(void *arg, int i)
 {
-	struct race *race = arg;
-
-	__atomic_fetch_add(&race->inits, 1, __ATOMIC_RELAXED);
-	if (race->slow)
-		th_nap(2000);
-	race->made = 0x5eed; /* plain write: get_or_init's ordering must publish it */
-	return &race->value;
-}
-
-static void *racer_get_or_init(void *arg)
-{
-	struct racer *r = arg;
-
-	pthread_barrier_wait(&r->race->barrier);
-	r->race->got[r->index] = wof_once_lock_get_or_init(&r->race->lock, race_init, r->race);
-	r->race->seen[r->index] = r->race->made;
-	return NULL;
-}
-
-static void *racer_set(void *arg)
-{
-	struct racer *r = arg;
+	struct set_race *race = arg;
 	static int values[32];
 
-	pthread_barrier_wait(&r->race->barrier);
-	r->race->set_rc[r->index] = wof_once_lock_set(&r->race->lock, &values[r->index]);
-	r->race->got[r->index] = wof_once_lock_get(&r->race->lock);
-	return NULL;
-}
-
-static void run_race(struct race *race, int n, void *(*fn)(void *))
-{
-	pthread_t threads[32];
-	struct racer racers[32];
-
-	pthread_barrier_init(&race->barrier, NULL, (unsigned)n);
-	for (int i = 0; i < n; i++) {
-		racers[i] = (struct racer){ race, i };
-		cr_assert_eq(pthread_create(&threads[i], NULL, fn, &racers[i]), 0);
-	}
-	for (int i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&race->barrier);
-}
-
-Test(once_lock, get_or_init_racing_threads_run_one_init, .timeout = 30)
-{
-	static const int counts[] = { 2, 3, 4, 8, 16, 32 };
-
-	for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
-		int n = counts[c];
-		for (int round = 0; round < 8; round++) {
-			struct race race = { .lock = WOF_ONCE_LOCK_INIT, .slow = round % 2 };
-
-			run_race(&race, n, racer_get_or_init);
-			cr_assert_eq(race.inits, 1, "%d threads, round %d: %u inits", n, round,
-			             race.inits);
-			for (int i = 0; i < n; i++) {
-				cr_assert_eq(race.got[i], &race.value, "%d threads: thread %d", n, i);
-				cr_assert_eq(race.seen[i], 0x5eed, "init's writes are visible");
-			}
-			cr_assert_eq(wof_once_lock_get(&race.lock), &race.value);
-		}
-	}
+	race->set_rc[i] = wof_once_lock_set(&race->lock, &values[i]);
+	race->got[i] = wof_once_lock_get(&race->lock);
 }
 
 Test(once_lock, set_racing_threads_one_wins, .timeout = 30)
 {
 	for (int n = 2; n <= 32; n *= 2) {
-		struct race race = { .lock = WOF_ONCE_LOCK_INIT };
+		struct set_race race = { .lock = WOF_ONCE_LOCK_INIT };
 		int winners = 0;
 
-		run_race(&race, n, racer_set);
+		th_barrier_race(n, racer_set, &race);
 		void *winner = wof_once_lock_get(&race.lock);
 		cr_assert_not_null(winner);
 		for (int i = 0; i < n; i++) {
@@ -152,7 +80,6 @@ Test(once_lock, set_racing_threads_one_wins, .timeout = 30)
 		cr_assert_eq(winners, 1, "%d threads: %d winners", n, winners);
 	}
 }
-
 
 /* A failing init that holds the lock until the waiters have arrived. */
 struct takeover {
@@ -288,7 +215,7 @@ Test(once_lock, wait_is_woken_by_get_or_init_not_by_a_failed_init, .timeout = 20
 	cr_assert_null(wof_once_lock_get_or_init(&lock, init_fails_enomem, NULL));
 	th_nap(30000);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "a failed init ended the wait");
-	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_b, NULL), &value_b);
+	cr_assert_eq(wof_once_lock_get_or_init(&lock, init_arg, &value_b), &value_b);
 	pthread_join(thread, NULL);
 	cr_assert_eq(w.got, &value_b);
 	cr_assert_eq(w.err, TH_ERRNO_SENTINEL);
@@ -308,161 +235,68 @@ Test(once_lock, wait_returns_at_once_when_set)
 
 /* ---- cancellation --------------------------------------------------------------------------- */
 
-struct cancel {
-	wof_once_lock_t lock;
-	sem_t in_init;
-	bool use_exit;  /* pthread_exit instead of being cancelled */
-	bool go_exit;
-	void *waiter_got;
-	unsigned waiter_inits;
-	int value;
-};
-
-static void *cancelled_init(void *arg)
-{
-	struct cancel *c = arg;
-
-	sem_post(&c->in_init);
-	for (;;) {
-		if (c->use_exit && __atomic_load_n(&c->go_exit, __ATOMIC_ACQUIRE))
-			pthread_exit(NULL);
-		th_cancel_nap(); /* a cancellation point */
-	}
-	return NULL;
-}
-
-static void *cancel_victim(void *arg)
-{
-	struct cancel *c = arg;
-
-	(void)wof_once_lock_get_or_init(&c->lock, cancelled_init, c);
-	return &value_c; /* not reached */
-}
-
-static void *cancel_waiter_init(void *arg)
-{
-	struct cancel *c = arg;
-
-	c->waiter_inits++;
-	return &c->value;
-}
-
-static void *cancel_waiter(void *arg)
-{
-	struct cancel *c = arg;
-
-	c->waiter_got = wof_once_lock_get_or_init(&c->lock, cancel_waiter_init, c);
-	return NULL;
-}
-
-static void run_cancel(bool use_exit)
-{
-	static struct cancel c;
-	pthread_t victim, waiter;
-	void *ret;
-
-	c = (struct cancel){ .lock = WOF_ONCE_LOCK_INIT, .use_exit = use_exit };
-	sem_init(&c.in_init, 0, 0);
-	cr_assert_eq(pthread_create(&victim, NULL, cancel_victim, &c), 0);
-	sem_wait(&c.in_init);
-	cr_assert_eq(pthread_create(&waiter, NULL, cancel_waiter, &c), 0);
-	th_nap(30000); /* let the waiter park */
-	cr_assert_null(wof_once_lock_get(&c.lock));
-	if (use_exit)
-		__atomic_store_n(&c.go_exit, true, __ATOMIC_RELEASE);
-	else
-		cr_assert_eq(pthread_cancel(victim), 0);
-	pthread_join(victim, &ret);
-	cr_assert_eq(ret, use_exit ? NULL : PTHREAD_CANCELED);
-	pthread_join(waiter, NULL);
-	cr_assert_eq(c.waiter_inits, 1, "the waiter ran its own init");
-	cr_assert_eq(c.waiter_got, &c.value);
-	cr_assert_eq(wof_once_lock_get(&c.lock), &c.value);
-	sem_destroy(&c.in_init);
-}
-
 Test(once_lock, cancelled_init_stores_nothing_waiter_takes_over, .timeout = 20)
 {
-	run_cancel(false);
+	th_cancelled_init_waiter_takes_over(false, false);
 }
 
 Test(once_lock, pthread_exit_in_init_stores_nothing_waiter_takes_over, .timeout = 20)
 {
-	run_cancel(true);
+	th_cancelled_init_waiter_takes_over(false, true);
 }
 
 /* ---- fork ----------------------------------------------------------------------------------- */
 
 static wof_once_lock_t forked = WOF_ONCE_LOCK_INIT;
 
-static int child_get_then_get_or_init(void *arg)
+/* The first call in a child is `*kind`: whatever it is, the lock is empty there. */
+enum { FIRST_GET, FIRST_GET_OR_INIT, FIRST_TRY_INSERT, FIRST_TRY_INIT, FIRST_TAKE, FIRST_N };
+
+static int child_first_call(void *kind)
 {
-	(void)arg;
 	unsigned before = init_calls;
+	void *out = NULL, *want = &value_b;
 
 	errno = TH_ERRNO_SENTINEL;
-	TH_CHILD_CHECK(wof_once_lock_get(&forked) == NULL);
+	switch (*(const int *)kind) {
+	case FIRST_GET:
+		TH_CHILD_CHECK(wof_once_lock_get(&forked) == NULL);
+		TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+		TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
+		/* fall through */
+	case FIRST_GET_OR_INIT:
+		TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_arg, &value_b) == &value_b);
+		TH_CHILD_CHECK(init_calls == before + 1);
+		TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_c) == EEXIST);
+		break;
+	case FIRST_TRY_INSERT:
+		want = &value_c;
+		TH_CHILD_CHECK(wof_once_lock_try_insert(&forked, &value_c, &out) == 0 && out == &value_c);
+		TH_CHILD_CHECK(wof_once_lock_wait(&forked) == &value_c);
+		break;
+	case FIRST_TRY_INIT:
+		want = &value_c;
+		TH_CHILD_CHECK(wof_once_lock_get_or_try_init(&forked, try_ok, &value_c, &out) == 0);
+		TH_CHILD_CHECK(out == &value_c);
+		break;
+	case FIRST_TAKE:
+		TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
+		TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+		TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_b) == 0);
+		break;
+	default:
+		TH_CHILD_CHECK(false);
+	}
+	TH_CHILD_CHECK(wof_once_lock_get(&forked) == want);
 	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
-	TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
-	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	TH_CHILD_CHECK(init_calls == before + 1);
-	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_b);
-	TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_c) == EEXIST);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
-	return 0;
-}
-
-static int child_set(void *arg)
-{
-	(void)arg;
-	void *current = NULL;
-
-	TH_CHILD_CHECK(wof_once_lock_try_insert(&forked, &value_c, &current) == 0);
-	TH_CHILD_CHECK(current == &value_c);
-	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_c);
-	TH_CHILD_CHECK(wof_once_lock_wait(&forked) == &value_c);
-	return 0;
-}
-
-static int child_get_or_init_first(void *arg)
-{
-	(void)arg;
-	unsigned before = init_calls;
-
-	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	TH_CHILD_CHECK(init_calls == before + 1);
-	return 0;
-}
-
-static int child_try_init_first(void *arg)
-{
-	(void)arg;
-	void *out = NULL;
-
-	TH_CHILD_CHECK(wof_once_lock_get_or_try_init(&forked, try_ok, &value_c, &out) == 0);
-	TH_CHILD_CHECK(out == &value_c);
-	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_c);
-	return 0;
-}
-
-static int child_take_first(void *arg)
-{
-	(void)arg;
-	errno = TH_ERRNO_SENTINEL;
-	TH_CHILD_CHECK(wof_once_lock_take(&forked) == NULL);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
-	TH_CHILD_CHECK(wof_once_lock_set(&forked, &value_b) == 0);
 	return 0;
 }
 
 TH_FORK_TEST(once_lock, fork_child_sees_it_uninitialised, .timeout = 30)
 {
 	cr_assert_eq(wof_once_lock_get_or_init(&forked, init_a, NULL), &value_a);
-	TH_ASSERT_CHILD(how, child_get_then_get_or_init, NULL);
-	TH_ASSERT_CHILD(how, child_set, NULL);
-	TH_ASSERT_CHILD(how, child_get_or_init_first, NULL);
-	TH_ASSERT_CHILD(how, child_try_init_first, NULL);
-	TH_ASSERT_CHILD(how, child_take_first, NULL);
+	for (int kind = 0; kind < FIRST_N; kind++)
+		TH_ASSERT_CHILD(how, child_first_call, &kind);
 	cr_assert_eq(wof_once_lock_get(&forked), &value_a, "the parent keeps its value");
 	cr_assert_eq(init_calls, 1);
 	cr_assert_eq(wof_once_lock_set(&forked, &value_b), EEXIST);
@@ -471,9 +305,10 @@ TH_FORK_TEST(once_lock, fork_child_sees_it_uninitialised, .timeout = 30)
 static int child_get_or_init_then_grandchild(void *arg)
 {
 	enum th_fork_kind how = *(enum th_fork_kind *)arg;
+	static const int first = FIRST_TRY_INSERT;
 
-	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_b, NULL) == &value_b);
-	TH_CHILD_CHECK(th_in_child(how, child_set, NULL) == 0);
+	TH_CHILD_CHECK(wof_once_lock_get_or_init(&forked, init_arg, &value_b) == &value_b);
+	TH_CHILD_CHECK(th_in_child(how, child_first_call, (void *)&first) == 0);
 	TH_CHILD_CHECK(wof_once_lock_get(&forked) == &value_b);
 	return 0;
 }

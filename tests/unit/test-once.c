@@ -9,23 +9,19 @@
  * The concurrency and fork scenarios also exist as plain programs (stress-once.c,
  * stress-fork.c) for ThreadSanitizer, which cannot run Criterion.
  */
-#include "wof-test.h"
-
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdalign.h>
 #include <string.h>
+
+#include "wof-test.h"
 
 /* Every test has a deadline; a hang is a failure, not a stuck run. Fork tests poll their
  * children with deadlines of their own (TH_DEADLINE_S). */
 TestSuite(once, .timeout = 30);
 TestSuite(once_fork, .timeout = 30);
 
-#define JOIN_S 10.0 /* a thread not joined by then is hung */
-
-/* ---------------------------------------------------------------------------------------
- * Zero is uninitialised; layout
- */
+/* ---- Zero is uninitialised; layout ---- */
 
 static wof_once_t static_once = WOF_ONCE_INIT;
 static wof_once_t bss_once; /* no initialiser: zero by static storage */
@@ -71,9 +67,7 @@ Test(once, zeroed_heap_onces_are_independent)
 	free(scribbled);
 }
 
-/* ---------------------------------------------------------------------------------------
- * wof_once_call, one thread
- */
+/* ---- wof_once_call, one thread ---- */
 
 struct seen {
 	void *arg;
@@ -128,74 +122,11 @@ Test(once, einval_for_null_arguments)
 	cr_assert_eq(n, 1);
 }
 
-/* ---------------------------------------------------------------------------------------
- * Exactly once among racing threads; fn's writes visible to every caller
- */
-
-struct race {
-	struct th_item *items;
-	int rounds, batch, nthreads;
-	bool use_try; /* try_call with fns that fail some times before succeeding */
-	pthread_barrier_t barrier;
-	int bad; /* atomic: wrong results seen by callers */
-};
-
-struct racer {
-	struct race *race;
-	int id;
-};
-
-static void *race_thread(void *arg)
-{
-	struct racer *me = arg;
-	struct race *r = me->race;
-	enum th_how how = th_racer_how(me->id, r->use_try);
-	int offset = me->id % 2 ? me->id * 7 : 0;
-
-	for (int round = 0; round < r->rounds; round++) {
-		struct th_item *batch = r->items + (size_t)round * r->batch;
-		pthread_barrier_wait(&r->barrier);
-		for (int k = 0; k < r->batch; k++) {
-			struct th_item *it = &batch[(k + offset) % r->batch];
-			if (!th_item_take_part(it, how))
-				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
-		}
-	}
-	return NULL;
-}
+/* ---- Exactly once among racing threads; fn's writes visible to every caller ---- */
 
 static void race(int nthreads, bool use_try)
 {
-	struct race r = { .rounds = 48, .batch = 64, .nthreads = nthreads, .use_try = use_try };
-	size_t n = (size_t)r.rounds * r.batch;
-	pthread_t threads[64];
-	struct racer racers[64];
-
-	cr_assert_leq(nthreads, 64);
-	r.items = calloc(n, sizeof *r.items);
-	cr_assert_not_null(r.items);
-	for (size_t i = 0; i < n; i++)
-		r.items[i].fails = use_try ? (int)(i % 3) : 0;
-	pthread_barrier_init(&r.barrier, NULL, (unsigned)nthreads);
-	for (int t = 0; t < nthreads; t++) {
-		racers[t] = (struct racer){ &r, t };
-		th_start(&threads[t], race_thread, &racers[t]);
-	}
-	for (int t = 0; t < nthreads; t++)
-		cr_assert_eq(th_join(threads[t], NULL, 60), 0, "racing thread %d hung", t);
-	pthread_barrier_destroy(&r.barrier);
-
-	cr_assert_eq(r.bad, 0, "%d calls returned early, with an error or saw a wrong payload",
-	             r.bad);
-	for (size_t i = 0; i < n; i++) {
-		struct th_item *it = &r.items[i];
-		cr_assert_eq(it->runs, 1, "once %zu completed by %d runs", i, it->runs);
-		cr_assert_eq(it->attempts, it->fails + 1, "once %zu: %d runs of fn, expected %d", i,
-		             it->attempts, it->fails + 1);
-		cr_assert_not(it->overlap, "once %zu: two threads were inside fn at once", i);
-		cr_assert(wof_once_is_completed(&it->once));
-	}
-	free(r.items);
+	TH_ASSERT_PASSED(th_race_run(nthreads, 48, use_try));
 }
 
 Test(once, exactly_once_2_threads) { race(2, false); }
@@ -207,20 +138,19 @@ Test(once, exactly_once_64_threads) { race(64, false); }
 Test(once, try_call_exactly_one_success_4_threads) { race(4, true); }
 Test(once, try_call_exactly_one_success_64_threads) { race(64, true); }
 
-/* ---------------------------------------------------------------------------------------
- * A run that blocks until released, and the threads that wait for it
- */
+/* ---- A run that blocks until released, and the threads that wait for it ---- */
 
-/* Starts `n` waiters on b->once, of the kinds in `hows` (cycled), and waits until they park. */
-static void start_waiters(struct th_blocker *b, struct th_waiter *w, pthread_t *t, int n,
-                          const enum th_how *hows, int nhows)
+/* Starts `n` waiters on b->once, all `how` (ALL_HOWS: each kind in turn), and waits until they
+ * park. */
+#define ALL_HOWS (-1)
+static void start_waiters(struct th_blocker *b, struct th_waiter *w, pthread_t *t, int n, int how)
 {
 	for (int i = 0; i < n; i++) {
-		w[i] = (struct th_waiter){ .once = &b->once, .how = hows[i % nhows],
-		                        .payload = &b->payload };
+		w[i] = (struct th_waiter){ .once = &b->once, .payload = &b->payload,
+		                           .how = (enum th_how)(how < 0 ? i % 3 : how) };
 		th_start(&t[i], th_waiter_thread, &w[i]);
 	}
-	cr_assert(th_await_queued(&b->once, JOIN_S), "no waiter parked");
+	cr_assert(th_await_queued(&b->once, TH_DEADLINE_S), "no waiter parked");
 	for (int i = 0; i < n; i++)
 		cr_assert_not(th_get(&w[i].returned), "waiter %d returned while fn was running", i);
 }
@@ -230,7 +160,7 @@ static int join_waiters(struct th_waiter *w, pthread_t *t, int n)
 	int ran = 0;
 
 	for (int i = 0; i < n; i++) {
-		cr_assert_eq(th_join(t[i], NULL, JOIN_S), 0, "waiter %d hung", i);
+		cr_assert_eq(th_join(t[i], NULL, TH_DEADLINE_S), 0, "waiter %d hung", i);
 		cr_assert_eq(w[i].rc, 0, "waiter %d got %d", i, w[i].rc);
 		cr_assert(w[i].errno_kept, "waiter %d: errno changed", i);
 		ran += w[i].ran;
@@ -238,84 +168,23 @@ static int join_waiters(struct th_waiter *w, pthread_t *t, int n)
 	return ran;
 }
 
+/* Six waiters of each kind in turn, parked for 20 ms before the runner returns or leaves fn. */
+static void blocked(enum th_block_end end, bool cancel, bool use_try)
+{
+	TH_ASSERT_PASSED(th_blocked_run(end, cancel, use_try, 6, 20000));
+}
+
 Test(once, callers_sleep_until_fn_returns_and_see_its_writes)
 {
-	static const enum th_how hows[] = { TH_CALL, TH_TRY, TH_WAIT };
-	struct th_blocker b = { .once = WOF_ONCE_INIT };
-	struct th_waiter w[6];
-	pthread_t runner, t[6];
-	void *rc;
-
-	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
-	start_waiters(&b, w, t, 6, hows, 3);
-	cr_assert_not(wof_once_is_completed(&b.once));
-	th_set(&b.gate, 1);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0);
-	cr_assert_eq((intptr_t)rc, 0);
-	cr_assert_eq(join_waiters(w, t, 6), 0, "a waiter ran its fn although fn completed");
-	for (int i = 0; i < 6; i++)
-		cr_assert_eq(w[i].saw, 42, "waiter %d returned without seeing fn's write", i);
-	cr_assert(wof_once_is_completed(&b.once));
+	blocked(TH_END_RETURN, false, false);
 }
 
-/* ---------------------------------------------------------------------------------------
- * Hand-over: cancellation, pthread_exit, failure
- */
+/* ---- Hand-over: cancellation, pthread_exit, failure ---- */
 
-static void hand_over(enum th_block_end end, bool cancel, bool use_try)
-{
-	static const enum th_how hows[] = { TH_CALL, TH_TRY, TH_WAIT };
-	struct th_blocker b = { .once = WOF_ONCE_INIT, .end = end, .use_try = use_try,
-	                     .result = EAGAIN };
-	struct th_waiter w[6];
-	pthread_t runner, t[6];
-	void *rc;
-	int ran;
-
-	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
-	start_waiters(&b, w, t, 6, hows, 3);
-	if (cancel)
-		cr_assert_eq(pthread_cancel(runner), 0);
-	else
-		th_set(&b.gate, 1);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0, "the runner hung");
-	if (cancel)
-		cr_assert_eq(rc, PTHREAD_CANCELED);
-	else if (end == TH_END_EXIT)
-		cr_assert_null(rc);
-	else
-		cr_assert_eq((intptr_t)rc, EAGAIN, "try_call changed fn's result to %d",
-		             (int)(intptr_t)rc);
-	if (cancel || end == TH_END_EXIT)
-		cr_assert_not(b.finished);
-	ran = join_waiters(w, t, 6);
-	cr_assert_eq(ran, 1, "%d waiters ran their fn; exactly one should have taken over", ran);
-	cr_assert(wof_once_is_completed(&b.once));
-	cr_assert_eq(wof_once_call(&b.once, th_count_run, &ran), 0);
-	cr_assert_eq(ran, 1, "the once ran again after the hand-over completed it");
-}
-
-Test(once, cancelled_fn_hands_over_to_a_waiter)
-{
-	hand_over(TH_END_RETURN, true, false);
-}
-
-Test(once, pthread_exit_in_fn_hands_over_to_a_waiter)
-{
-	hand_over(TH_END_EXIT, false, false);
-}
-
-Test(once, cancelled_try_fn_hands_over_to_a_waiter)
-{
-	hand_over(TH_END_RETURN, true, true);
-}
-
-Test(once, failed_try_fn_hands_over_to_a_waiter)
-{
-	hand_over(TH_END_RETURN, false, true);
-}
+Test(once, cancelled_fn_hands_over_to_a_waiter) { blocked(TH_END_RETURN, true, false); }
+Test(once, pthread_exit_in_fn_hands_over_to_a_waiter) { blocked(TH_END_EXIT, false, false); }
+Test(once, cancelled_try_fn_hands_over_to_a_waiter) { blocked(TH_END_RETURN, true, true); }
+Test(once, failed_try_fn_hands_over_to_a_waiter) { blocked(TH_END_RETURN, false, true); }
 
 Test(once, cancelled_fn_without_waiters_leaves_once_incomplete)
 {
@@ -325,9 +194,9 @@ Test(once, cancelled_fn_without_waiters_leaves_once_incomplete)
 	int n = 0;
 
 	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
+	cr_assert(th_await(&b.entered, 1, TH_DEADLINE_S));
 	cr_assert_eq(pthread_cancel(runner), 0);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0);
+	cr_assert_eq(th_join(runner, &rc, TH_DEADLINE_S), 0);
 	cr_assert_eq(rc, PTHREAD_CANCELED);
 	cr_assert_not(wof_once_is_completed(&b.once));
 	cr_assert_eq(wof_once_call(&b.once, th_count_run, &n), 0);
@@ -362,9 +231,9 @@ Test(once, cancelled_nested_runs_both_return_to_incomplete)
 	void *rc;
 
 	th_start(&runner, run_nest, &n);
-	cr_assert(th_await(&n.inner.entered, 1, JOIN_S));
+	cr_assert(th_await(&n.inner.entered, 1, TH_DEADLINE_S));
 	cr_assert_eq(pthread_cancel(runner), 0);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0);
+	cr_assert_eq(th_join(runner, &rc, TH_DEADLINE_S), 0);
 	cr_assert_eq(rc, PTHREAD_CANCELED);
 	cr_assert_not(wof_once_is_completed(&n.outer));
 	cr_assert_not(wof_once_is_completed(&n.inner.once));
@@ -384,7 +253,6 @@ Test(once, cancelled_nested_runs_both_return_to_incomplete)
  */
 Test(once, cancelled_waiter_does_not_block_the_runner)
 {
-	static const enum th_how hows[] = { TH_CALL };
 	struct th_blocker b = { .once = WOF_ONCE_INIT };
 	struct th_blocker other = { .once = WOF_ONCE_INIT };
 	struct th_waiter w = { .once = &b.once, .how = TH_CALL, .testcancel = true }, w2;
@@ -392,30 +260,28 @@ Test(once, cancelled_waiter_does_not_block_the_runner)
 	void *rc;
 
 	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
+	cr_assert(th_await(&b.entered, 1, TH_DEADLINE_S));
 	th_start(&t, th_waiter_thread, &w);
-	cr_assert(th_await_queued(&b.once, JOIN_S));
+	cr_assert(th_await_queued(&b.once, TH_DEADLINE_S));
 	cr_assert_eq(pthread_cancel(t), 0);
 	th_nap(20000); /* time for the cancellation to act, if waiting is a cancellation point */
 	th_set(&b.gate, 1);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0,
+	cr_assert_eq(th_join(runner, &rc, TH_DEADLINE_S), 0,
 	             "the runner hung waking waiters after one of them was cancelled");
-	cr_assert_eq(th_join(t, &rc, JOIN_S), 0, "the cancelled waiter hung");
+	cr_assert_eq(th_join(t, &rc, TH_DEADLINE_S), 0, "the cancelled waiter hung");
 	cr_assert_eq(rc, PTHREAD_CANCELED);
 	cr_assert_not(th_get(&w.ran));
 	cr_assert(wof_once_is_completed(&b.once));
 	/* Parking still works afterwards, for another once. */
 	th_start(&runner, th_run_blocker, &other);
-	cr_assert(th_await(&other.entered, 1, JOIN_S));
-	start_waiters(&other, &w2, &t2, 1, hows, 1);
+	cr_assert(th_await(&other.entered, 1, TH_DEADLINE_S));
+	start_waiters(&other, &w2, &t2, 1, TH_CALL);
 	th_set(&other.gate, 1);
-	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0, "a later runner hung");
+	cr_assert_eq(th_join(runner, NULL, TH_DEADLINE_S), 0, "a later runner hung");
 	cr_assert_eq(join_waiters(&w2, &t2, 1), 0);
 }
 
-/* ---------------------------------------------------------------------------------------
- * try_call on one thread
- */
+/* ---- try_call on one thread ---- */
 
 static int return_arg(void *arg)
 {
@@ -454,9 +320,7 @@ Test(once, failed_try_call_then_call_runs)
 	cr_assert(wof_once_is_completed(&once));
 }
 
-/* ---------------------------------------------------------------------------------------
- * Re-entry and nesting
- */
+/* ---- Re-entry and nesting ---- */
 
 struct reentry {
 	wof_once_t once, other;
@@ -557,19 +421,16 @@ Test(once, nested_onces_run_and_outer_ones_are_edeadlk)
 	free(c);
 }
 
-/* ---------------------------------------------------------------------------------------
- * wof_once_wait
- */
+/* ---- wof_once_wait ---- */
 
 Test(once, wait_sleeps_until_another_thread_completes)
 {
-	static const enum th_how hows[] = { TH_WAIT };
 	struct th_blocker b = { .once = WOF_ONCE_INIT }; /* used for its once and payload only */
 	struct th_waiter w[3];
 	pthread_t t[3];
 
 	/* Nobody runs fn: the waiters must not return, and must not run anything. */
-	start_waiters(&b, w, t, 3, hows, 1);
+	start_waiters(&b, w, t, 3, TH_WAIT);
 	cr_assert_not(wof_once_is_completed(&b.once));
 	b.gate = 1;
 	cr_assert_eq(wof_once_call(&b.once, th_block_fn, &b), 0);
@@ -582,18 +443,17 @@ Test(once, wait_sleeps_until_another_thread_completes)
 
 Test(once, wait_outlasts_failed_and_cancelled_runs)
 {
-	static const enum th_how hows[] = { TH_WAIT };
 	struct th_blocker b = { .once = WOF_ONCE_INIT };
 	struct th_waiter w;
 	pthread_t t, runner;
 	int n = 0;
 
-	start_waiters(&b, &w, &t, 1, hows, 1);
+	start_waiters(&b, &w, &t, 1, TH_WAIT);
 	cr_assert_eq(wof_once_try_call(&b.once, th_fail_eio, NULL), EIO);
 	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
+	cr_assert(th_await(&b.entered, 1, TH_DEADLINE_S));
 	cr_assert_eq(pthread_cancel(runner), 0);
-	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0);
+	cr_assert_eq(th_join(runner, NULL, TH_DEADLINE_S), 0);
 	th_nap(20000);
 	cr_assert_not(th_get(&w.returned), "wait returned after a failed or cancelled run");
 	cr_assert_not(wof_once_is_completed(&b.once));
@@ -606,7 +466,6 @@ Test(once, wait_outlasts_failed_and_cancelled_runs)
 Test(once, wait_is_not_ended_by_other_onces_completing)
 {
 	enum { N = 256 };
-	static const enum th_how hows[] = { TH_WAIT };
 	struct th_blocker b = { .once = WOF_ONCE_INIT };
 	struct th_blocker *others = calloc(N, sizeof *others);
 	struct th_waiter w, wo;
@@ -614,13 +473,13 @@ Test(once, wait_is_not_ended_by_other_onces_completing)
 	int n = 0;
 
 	cr_assert_not_null(others);
-	start_waiters(&b, &w, &t, 1, hows, 1);
+	start_waiters(&b, &w, &t, 1, TH_WAIT);
 	for (int i = 0; i < N; i++) {
 		wo = (struct th_waiter){ .once = &others[i].once, .how = TH_WAIT };
 		th_start(&to, th_waiter_thread, &wo);
-		cr_assert(th_await_queued_now(&others[i].once, JOIN_S));
+		cr_assert(th_await_queued_now(&others[i].once, TH_DEADLINE_S));
 		cr_assert_eq(wof_once_call(&others[i].once, th_count_run, &n), 0);
-		cr_assert_eq(th_join(to, NULL, JOIN_S), 0, "waiter on once %d hung", i);
+		cr_assert_eq(th_join(to, NULL, TH_DEADLINE_S), 0, "waiter on once %d hung", i);
 	}
 	cr_assert_eq(n, N);
 	cr_assert_not(th_get(&w.returned), "a wait ended when other onces completed");
@@ -629,9 +488,7 @@ Test(once, wait_is_not_ended_by_other_onces_completing)
 	free(others);
 }
 
-/* ---------------------------------------------------------------------------------------
- * errno
- */
+/* ---- errno ---- */
 
 static int first_use_keeps_errno(void *arg)
 {
@@ -640,26 +497,20 @@ static int first_use_keeps_errno(void *arg)
 
 	(void)arg;
 	errno = TH_ERRNO_SENTINEL;
-	if (wof_once_call(&once, th_count_run, &n) != 0 || n != 1)
-		return 1;
-	return errno == TH_ERRNO_SENTINEL ? 0 : 2;
+	TH_CHILD_CHECK(wof_once_call(&once, th_count_run, &n) == 0 && n == 1);
+	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	return 0;
 }
 
 Test(once, errno_kept_by_the_first_call_of_a_process)
 {
 	/* No wof call before this fork(): the child's first call sets up fork detection. */
-	int code = th_wait(th_spawn(TH_FORK, first_use_keeps_errno, NULL), TH_DEADLINE_S);
-
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+	TH_ASSERT_CHILD(TH_FORK, first_use_keeps_errno, NULL);
 	cr_assert_eq(first_use_keeps_errno(NULL), 0);
 }
 
 Test(once, errno_kept_by_slow_paths_and_parked_callers)
 {
-	static const enum th_how hows[] = { TH_CALL, TH_TRY, TH_WAIT };
-	struct th_blocker b = { .once = WOF_ONCE_INIT };
-	struct th_waiter w[6];
-	pthread_t runner, t[6];
 	wof_once_t once = WOF_ONCE_INIT;
 
 	errno = TH_ERRNO_SENTINEL;
@@ -668,12 +519,7 @@ Test(once, errno_kept_by_slow_paths_and_parked_callers)
 	cr_assert_eq(wof_once_try_call(&once, th_count_ok, &(int){ 0 }), 0);
 	cr_assert_eq(wof_once_wait(&once), 0);
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL, "a completing try_call changed errno");
-	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
-	start_waiters(&b, w, t, 6, hows, 3); /* each checks its own errno */
-	th_set(&b.gate, 1);
-	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0);
-	join_waiters(w, t, 6);
+	blocked(TH_END_RETURN, false, false); /* each parked caller checks its own errno */
 	cr_assert_eq(errno, TH_ERRNO_SENTINEL);
 }
 
@@ -686,7 +532,6 @@ static void ignore_signal(int sig)
  * EINTR): the caller must sleep again, and its errno must not show the interruption. */
 Test(once, signals_neither_end_waits_nor_change_errno)
 {
-	static const enum th_how hows[] = { TH_CALL, TH_TRY, TH_WAIT };
 	struct sigaction sa = { .sa_handler = ignore_signal }, old;
 	struct th_blocker b = { .once = WOF_ONCE_INIT };
 	struct th_waiter w[3];
@@ -695,8 +540,8 @@ Test(once, signals_neither_end_waits_nor_change_errno)
 	sigemptyset(&sa.sa_mask);
 	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
 	th_start(&runner, th_run_blocker, &b);
-	cr_assert(th_await(&b.entered, 1, JOIN_S));
-	start_waiters(&b, w, t, 3, hows, 3);
+	cr_assert(th_await(&b.entered, 1, TH_DEADLINE_S));
+	start_waiters(&b, w, t, 3, ALL_HOWS);
 	for (int round = 0; round < 5; round++) {
 		for (int i = 0; i < 3; i++)
 			cr_assert_eq(pthread_kill(t[i], SIGUSR1), 0);
@@ -705,14 +550,12 @@ Test(once, signals_neither_end_waits_nor_change_errno)
 	for (int i = 0; i < 3; i++)
 		cr_assert_not(th_get(&w[i].returned), "a signal ended waiter %d's wait", i);
 	th_set(&b.gate, 1);
-	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0);
+	cr_assert_eq(th_join(runner, NULL, TH_DEADLINE_S), 0);
 	cr_assert_eq(join_waiters(w, t, 3), 0); /* each checks its errno */
 	sigaction(SIGUSR1, &old, NULL);
 }
 
-/* ---------------------------------------------------------------------------------------
- * Fork: children re-run; the parent keeps its state
- */
+/* ---- Fork: children re-run; the parent keeps its state ---- */
 
 struct fork_ctx {
 	wof_once_t once;
@@ -728,28 +571,19 @@ static int child_reruns_body(void *arg)
 	struct fork_ctx *c = arg;
 	int before = c->runs;
 
-	if (wof_once_is_completed(&c->once))
-		return 1;
-	if (wof_generation() == c->parent_gen)
-		return 2;
-	if (wof_once_try_call(&c->once, th_fail_eio, NULL) != EIO)
-		return 3;
-	if (wof_once_call(&c->once, th_count_run, &c->runs) != 0)
-		return 4;
-	if (c->runs != before + 1)
-		return 5;
-	if (!wof_once_is_completed(&c->once))
-		return 6;
-	if (wof_once_call(&c->once, th_count_run, &c->runs) != 0 || c->runs != before + 1)
-		return 7;
-	if (wof_once_wait(&c->once) != 0)
-		return 8;
+	TH_CHILD_CHECK(!wof_once_is_completed(&c->once));
+	TH_CHILD_CHECK(wof_generation() != c->parent_gen);
+	TH_CHILD_CHECK(wof_once_try_call(&c->once, th_fail_eio, NULL) == EIO);
+	TH_CHILD_CHECK(wof_once_call(&c->once, th_count_run, &c->runs) == 0);
+	TH_CHILD_CHECK(c->runs == before + 1 && wof_once_is_completed(&c->once));
+	TH_CHILD_CHECK(wof_once_call(&c->once, th_count_run, &c->runs) == 0);
+	TH_CHILD_CHECK(c->runs == before + 1 && wof_once_wait(&c->once) == 0);
 	if (c->depth++ == 0) {
-		/* A grandchild made the same way forgets this child's completion too. */
+		/* A grandchild made the same way forgets this child's completion too (its failed
+		 * check is the one the parent reports: the first recorded wins). */
 		c->parent_gen = wof_generation();
-		int code = th_wait(th_spawn(c->kind, child_reruns_body, c), TH_DEADLINE_S);
-		if (code != 0)
-			return code < 20 ? 20 + code : 19;
+		pid_t grandchild = th_spawn(c->kind, child_reruns_body, c);
+		TH_CHILD_CHECK(th_wait(grandchild, TH_DEADLINE_S) == 0);
 	}
 	return 0;
 }
@@ -757,16 +591,11 @@ static int child_reruns_body(void *arg)
 static void child_reruns(enum th_fork_kind kind)
 {
 	struct fork_ctx c = { .once = WOF_ONCE_INIT, .kind = kind };
-	int code;
 
-	if (!th_fork_detected(kind))
-		cr_skip_test("%s children are detected only with MADV_WIPEONFORK",
-		             th_fork_names[kind]);
+	TH_REQUIRE_DETECTED(kind);
 	cr_assert_eq(wof_once_call(&c.once, th_count_run, &c.runs), 0);
 	c.parent_gen = wof_generation();
-	code = th_wait(th_spawn(kind, child_reruns_body, &c), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "%s child (20+ = grandchild): %s", th_fork_names[kind],
-	             th_outcome(code));
+	TH_ASSERT_CHILD(kind, child_reruns_body, &c);
 	cr_assert(wof_once_is_completed(&c.once), "the parent lost its completion");
 	cr_assert_eq(wof_once_call(&c.once, th_count_run, &c.runs), 0);
 	cr_assert_eq(c.runs, 1, "the parent ran fn again");
@@ -782,76 +611,30 @@ Test(once_fork, child_reruns_after_clone) { child_reruns(TH_CLONE); }
 
 static void fork_during_fn(enum th_fork_kind kind)
 {
-	static const enum th_how hows[] = { TH_CALL };
-	struct th_during d = { .b = { .once = WOF_ONCE_INIT } };
-	struct th_waiter w;
-	pthread_t runner, t;
-	void *rc;
-	int code;
-
-	if (!th_fork_detected(kind))
-		cr_skip_test("%s children are detected only with MADV_WIPEONFORK",
-		             th_fork_names[kind]);
-	th_start(&runner, th_run_blocker, &d.b);
-	cr_assert(th_await(&d.b.entered, 1, JOIN_S));
-	start_waiters(&d.b, &w, &t, 1, hows, 1);
-	code = th_wait(th_spawn(kind, th_during_child, &d), TH_DEADLINE_S);
-	cr_assert_not(wof_once_is_completed(&d.b.once), "the child completed the parent's once");
-	th_set(&d.b.gate, 1);
-	cr_assert_eq(th_join(runner, &rc, JOIN_S), 0);
-	cr_assert_eq(join_waiters(&w, &t, 1), 0);
-	cr_assert_eq(code, 0, "%s child: %s", th_fork_names[kind], th_outcome(code));
-	cr_assert(d.b.finished);
-	cr_assert(wof_once_is_completed(&d.b.once));
-	cr_assert_eq(d.child_runs, 0);
+	TH_REQUIRE_DETECTED(kind);
+	TH_ASSERT_PASSED(th_during_run(kind, 1, true, NULL));
 }
 
 Test(once_fork, fork_while_fn_runs_elsewhere) { fork_during_fn(TH_FORK); }
 Test(once_fork, _Fork_while_fn_runs_elsewhere) { fork_during_fn(TH_UFORK); }
-Test(once_fork, SYS_fork_while_fn_runs_elsewhere)
-{
-	fork_during_fn(TH_SYS_FORK);
-}
+Test(once_fork, SYS_fork_while_fn_runs_elsewhere) { fork_during_fn(TH_SYS_FORK); }
 Test(once_fork, clone_while_fn_runs_elsewhere) { fork_during_fn(TH_CLONE); }
 
 /* A thread of the child waits; the child's main thread completes later. fork() only: the
  * child starts a thread. */
-static int child_waits(wof_once_t *once, int *runs)
-{
-	struct th_waiter w = { .once = once, .how = TH_WAIT };
-	pthread_t t;
-	int before = *runs;
-
-	if (wof_once_is_completed(once))
-		return 1;
-	if (pthread_create(&t, NULL, th_waiter_thread, &w) != 0)
-		return 2;
-	if (!th_await_queued(once, 5))
-		return 3;
-	if (th_get(&w.returned))
-		return 4; /* returned early: the parent's completion, or run, counted */
-	if (wof_once_call(once, th_count_run, runs) != 0 || *runs != before + 1)
-		return 5;
-	if (th_join(t, NULL, 5) != 0)
-		return 6;
-	return w.rc == 0 ? 0 : 7;
-}
-
 static int child_waits_completed(void *arg)
 {
 	struct fork_ctx *c = arg;
 
-	return child_waits(&c->once, &c->runs);
+	return th_child_waits(&c->once, &c->runs);
 }
 
 Test(once_fork, wait_in_child_ignores_completion_in_parent)
 {
 	struct fork_ctx c = { .once = WOF_ONCE_INIT };
-	int code;
 
 	cr_assert_eq(wof_once_call(&c.once, th_count_run, &c.runs), 0);
-	code = th_wait(th_spawn(TH_FORK, child_waits_completed, &c), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+	TH_ASSERT_CHILD(TH_FORK, child_waits_completed, &c);
 	cr_assert_eq(c.runs, 1);
 }
 
@@ -860,39 +643,20 @@ static int child_waits_running(void *arg)
 	struct th_during *d = arg;
 
 	/* The inherited word says RUNNING|QUEUED, about the parent's threads. */
-	return child_waits(&d->b.once, &d->child_runs);
+	return th_child_waits(&d->b.once, &d->child_runs);
 }
 
 Test(once_fork, wait_in_child_ignores_run_in_parent)
 {
-	static const enum th_how hows[] = { TH_WAIT };
-	struct th_during d = { .b = { .once = WOF_ONCE_INIT } };
-	struct th_waiter w;
-	pthread_t runner, t;
-	int code;
-
-	th_start(&runner, th_run_blocker, &d.b);
-	cr_assert(th_await(&d.b.entered, 1, JOIN_S));
-	start_waiters(&d.b, &w, &t, 1, hows, 1);
-	code = th_wait(th_spawn(TH_FORK, child_waits_running, &d), TH_DEADLINE_S);
-	th_set(&d.b.gate, 1);
-	cr_assert_eq(th_join(runner, NULL, JOIN_S), 0);
-	cr_assert_eq(join_waiters(&w, &t, 1), 0);
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
-	cr_assert_eq(d.child_runs, 0);
+	TH_ASSERT_PASSED(th_during_run(TH_FORK, 3, true, child_waits_running));
 }
 
 /* fn itself forks: complete in the parent, incomplete in the child. */
 
 static void fork_inside_fn(enum th_fork_kind kind, int nwaiters)
 {
-	const char *err;
-
-	if (!th_fork_detected(kind))
-		cr_skip_test("%s children are detected only with MADV_WIPEONFORK",
-		             th_fork_names[kind]);
-	err = th_inside_run(kind, nwaiters);
-	cr_assert_null(err, "%s", err);
+	TH_REQUIRE_DETECTED(kind);
+	TH_ASSERT_PASSED(th_inside_run(kind, nwaiters));
 }
 
 Test(once_fork, fork_inside_fn) { fork_inside_fn(TH_FORK, 0); }
@@ -906,7 +670,6 @@ Test(once_fork, children_forked_while_threads_hammer, .timeout = 60)
 {
 	enum th_fork_kind kinds[TH_FORK_KINDS];
 	int nkinds = th_detected_kinds(kinds);
-	const char *err = th_hammer_run(2, 240, kinds, nkinds);
 
-	cr_assert_null(err, "%s", err);
+	TH_ASSERT_PASSED(th_hammer_run(2, 240, kinds, nkinds));
 }

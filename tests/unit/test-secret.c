@@ -15,13 +15,13 @@
  *
  * Children never assert: they _exit with a code naming the failed check (0 = passed).
  */
-#include "wof-test.h"
-
 #include <criterion/criterion.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include "wof-test.h"
 
 TestSuite(secret, .timeout = 30);
 TestSuite(secret_fork, .timeout = 60);
@@ -33,7 +33,6 @@ static size_t page(void)
 {
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
-
 
 static bool aligned(const void *p, size_t alignment)
 {
@@ -157,47 +156,40 @@ Test(secret, many_blocks_span_regions_and_come_back)
  * Where the pages are, and what the kernel is told
  */
 
-/* The VmFlags of the mapping that holds p, from /proc/self/smaps; false if not found. */
-static bool vm_flags_of(const void *p, char *flags, size_t len)
+/* The VmFlags of the mapping that holds p, from /proc/self/smaps: " rd wr ... \n", each flag
+ * between spaces; "" if not found. The next call overwrites it. */
+static const char *vm_flags(const void *p)
 {
+	static char line[512];
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
 	bool inside = false, found = false;
 
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof line, f)) {
+	while (f && !found && fgets(line, sizeof line, f)) {
 		unsigned long lo, hi;
 		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
 			inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-		else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-			size_t n = strlen(line + 8);
-			n = n < len - 1 ? n : len - 1; /* VmFlags lines are short; keep what fits */
-			memcpy(flags, line + 8, n);
-			flags[n] = 0;
-			found = true;
-		}
+		else
+			found = inside && strncmp(line, "VmFlags:", 8) == 0;
 	}
-	fclose(f);
-	return found;
+	if (f)
+		fclose(f);
+	return found ? line + 8 : "";
 }
 
 static bool has_flag(const char *flags, const char *flag)
 {
-	size_t n = strlen(flag);
+	char word[8];
 
-	for (const char *s = strstr(flags, flag); s; s = strstr(s + 1, flag))
-		if ((s == flags || s[-1] == ' ') && (s[n] == ' ' || s[n] == '\n' || s[n] == 0))
-			return true;
-	return false;
+	snprintf(word, sizeof word, " %s ", flag);
+	return strstr(flags, word) != NULL;
 }
 
 Test(secret, smaps_shows_secret_pages_wiped_on_fork_and_not_dumped)
 {
-	char flags[256];
 	void *blocks[] = { wof_secret_alloc(16), wof_secret_alloc(2048), wof_secret_alloc(5000) };
 	void *heap = malloc(64);
 	static int ordinary;
+	const char *flags;
 
 	bool wipes = wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK;
 
@@ -205,16 +197,16 @@ Test(secret, smaps_shows_secret_pages_wiped_on_fork_and_not_dumped)
 		cr_skip_test("no /proc/self/smaps");
 	for (size_t i = 0; i < 3; i++) {
 		cr_assert_not_null(blocks[i]);
-		cr_assert(vm_flags_of(blocks[i], flags, sizeof flags), "block %zu not in smaps", i);
+		flags = vm_flags(blocks[i]);
 		cr_assert(has_flag(flags, "dd"), "block %zu: VmFlags%s lacks dd", i, flags);
 		cr_assert(!wipes || has_flag(flags, "wf"), "block %zu: VmFlags%s lacks wf", i,
 		          flags);
 	}
 	/* The test can tell: ordinary memory carries neither. */
-	cr_assert(vm_flags_of(heap, flags, sizeof flags));
-	cr_assert_not(has_flag(flags, "wf"), "the heap is wiped on fork?%s", flags);
-	cr_assert(vm_flags_of(&ordinary, flags, sizeof flags));
-	cr_assert_not(has_flag(flags, "wf"), "static data is wiped on fork?%s", flags);
+	flags = vm_flags(heap);
+	cr_assert(*flags && !has_flag(flags, "wf"), "the heap is wiped on fork?%s", flags);
+	flags = vm_flags(&ordinary);
+	cr_assert(*flags && !has_flag(flags, "wf"), "static data is wiped on fork?%s", flags);
 	free(heap);
 	for (size_t i = 0; i < 3; i++)
 		wof_secret_free(blocks[i]);
@@ -255,12 +247,10 @@ struct fork_scene {
 	struct key *key;         /* the lazy secret's value, as the parent's accessor returned it */
 	int *heap_before, *heap_after;
 	unsigned char *taken[64]; /* more blocks allocated at fork, for the ownership check */
-	enum th_fork_kind kind;
 };
 
-static void scene_setup(struct fork_scene *s, enum th_fork_kind kind)
+static void scene_setup(struct fork_scene *s)
 {
-	s->kind = kind;
 	s->heap_before = malloc(sizeof(int));
 	cr_assert_not_null(s->heap_before);
 	*s->heap_before = 1234;
@@ -307,56 +297,41 @@ static int scene_child(void *arg)
 	struct fork_scene *s = arg;
 
 	for (size_t i = 0; i < NFORK; i++)
-		if (!th_all_bytes(s->block[i], fork_sizes[i], 0))
-			return 10 + (int)i;
-	if (!th_all_bytes(s->key, sizeof *s->key, 0))
-		return 20;
+		TH_CHILD_CHECK(th_all_bytes(s->block[i], fork_sizes[i], 0));
+	TH_CHILD_CHECK(th_all_bytes(s->key, sizeof *s->key, 0));
 	for (size_t i = 0; i < 64; i++)
-		if (!th_all_bytes(s->taken[i], 16, 0))
-			return 21;
-	if (*s->heap_before != 1234 || *s->heap_after != 5678)
-		return 30;
-	if (before_key != 0x5eed || after_key != 0xfeed)
-		return 31;
-	if (key_inits != 1)
-		return 32;
+		TH_CHILD_CHECK(th_all_bytes(s->taken[i], 16, 0));
+	TH_CHILD_CHECK(*s->heap_before == 1234 && *s->heap_after == 5678);
+	TH_CHILD_CHECK(before_key == 0x5eed && after_key == 0xfeed);
+	TH_CHILD_CHECK(key_inits == 1);
 
 	/* Now wof: the key is made again, in its zeroed slot at the same address. */
 	struct key *k = session_key();
-	if (k != s->key)
-		return 40;
-	if (key_inits != 2)
-		return 41;
-	if (!th_all_bytes(k, sizeof *k, 0xA2))
-		return 42;
-	if (session_key() != k || key_inits != 2)
-		return 43;
+	TH_CHILD_CHECK(k == s->key);
+	TH_CHILD_CHECK(key_inits == 2);
+	TH_CHILD_CHECK(th_all_bytes(k, sizeof *k, 0xA2));
+	TH_CHILD_CHECK(session_key() == k && key_inits == 2);
 	/* Blocks that were allocated at fork are still allocated here. */
 	for (int i = 0; i < 200; i++) {
 		unsigned char *p = wof_secret_alloc(i % 2 ? 48 : 16);
-		if (!p)
-			return 50;
+		TH_CHILD_CHECK(p != NULL);
 		for (size_t j = 0; j < 64; j++)
-			if (p == s->taken[j])
-				return 51;
+			TH_CHILD_CHECK(p != s->taken[j]);
 		for (size_t j = 0; j < NFORK; j++)
-			if (p == s->block[j])
-				return 52;
-		if ((unsigned char *)s->key >= p && (unsigned char *)s->key < p + 64)
-			return 53; /* the lazy secret's block is in the 64-byte class too */
+			TH_CHILD_CHECK(p != s->block[j]);
+		/* The lazy secret's block is in the 64-byte class too. */
+		TH_CHILD_CHECK(!((unsigned char *)s->key >= p && (unsigned char *)s->key < p + 64));
 	}
 	for (size_t i = 0; i < NFORK; i++) {
 		void *p = wof_secret_alloc(fork_sizes[i]);
 		for (size_t j = 0; j < NFORK; j++)
-			if (p == s->block[j])
-				return 54;
+			TH_CHILD_CHECK(p != s->block[j]);
 	}
 	/* The child may use, and free, what its parent allocated. */
 	for (size_t i = 0; i < NFORK; i++) {
 		memset(s->block[i], 0x42, fork_sizes[i]);
 		wof_secret_free(s->block[i]);
-		if (!th_all_bytes(s->block[i], fork_sizes[i], 0))
-			return 60;
+		TH_CHILD_CHECK(th_all_bytes(s->block[i], fork_sizes[i], 0));
 	}
 	return 0;
 }
@@ -368,12 +343,8 @@ static void child_reads_zero(enum th_fork_kind kind)
 	if (!th_fork_detected(kind))
 		cr_skip_test("%s children see zeroed secrets only with MADV_WIPEONFORK",
 		             th_fork_names[kind]);
-	scene_setup(&s, kind);
-	int code = th_wait(th_spawn(kind, scene_child, &s), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "%s child: %s (10+: a block not zero, 20: the key not zero, "
-	             "30+: ordinary data changed, 40+: the key not remade, 50+: a block allocated "
-	             "at fork handed out again, 60: free in the child)",
-	             th_fork_names[kind], th_outcome(code));
+	scene_setup(&s);
+	TH_ASSERT_CHILD(kind, scene_child, &s);
 	scene_check_parent(&s);
 	free(s.heap_before);
 	free(s.heap_after);
@@ -395,12 +366,13 @@ Test(secret_fork, child_of_clone_reads_zero) { child_reads_zero(TH_CLONE); }
 struct churn {
 	unsigned char *live[CHURNERS][CHURN_LIVE]; /* atomic: each thread's blocks */
 	int stop;
+	int threads; /* atomic: each thread's id is how many started before it */
 };
 
 static void *churn_thread(void *arg)
 {
-	struct churn *c = ((void **)arg)[0];
-	int id = (int)(intptr_t)((void **)arg)[1];
+	struct churn *c = arg;
+	int id = __atomic_fetch_add(&c->threads, 1, __ATOMIC_RELAXED);
 	unsigned x = 2463534242u + (unsigned)id;
 
 	while (!th_get(&c->stop)) {
@@ -427,21 +399,18 @@ static int churn_child(void *arg)
 	for (int t = 0; t < CHURNERS; t++)
 		for (int i = 0; i < CHURN_LIVE; i++) {
 			unsigned char *p = __atomic_load_n(&c->live[t][i], __ATOMIC_RELAXED);
-			if (p && !th_all_bytes(p, 16, 0))
-				return 1;
+			TH_CHILD_CHECK(!p || th_all_bytes(p, 16, 0));
 		}
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 256; i++) {
 			mine[i] = wof_secret_alloc(1 + (size_t)(i * 37) % 4000);
-			if (!mine[i])
-				return 2;
+			TH_CHILD_CHECK(mine[i] != NULL);
 			for (int t = 0; t < CHURNERS; t++)
 				for (int j = 0; j < CHURN_LIVE; j++)
-					if (mine[i] == __atomic_load_n(&c->live[t][j], __ATOMIC_RELAXED))
-						return 3;
+					TH_CHILD_CHECK(mine[i] != __atomic_load_n(&c->live[t][j],
+					                                          __ATOMIC_RELAXED));
 			for (int j = 0; j < i; j++)
-				if (mine[j] == mine[i])
-					return 4;
+				TH_CHILD_CHECK(mine[j] != mine[i]);
 			memset(mine[i], 0x55, 1);
 		}
 		for (int i = 0; i < 256; i++)
@@ -453,23 +422,16 @@ static int churn_child(void *arg)
 static void fork_during_churn(enum th_fork_kind kind)
 {
 	static struct churn c;
-	void *args[CHURNERS][2];
 	pthread_t t[CHURNERS];
 
 	if (!th_fork_detected(kind))
 		cr_skip_test("%s children see zeroed secrets only with MADV_WIPEONFORK",
 		             th_fork_names[kind]);
-	for (int i = 0; i < CHURNERS; i++) {
-		args[i][0] = &c;
-		args[i][1] = (void *)(intptr_t)i;
-		th_start(&t[i], churn_thread, args[i]);
-	}
+	for (int i = 0; i < CHURNERS; i++)
+		th_start(&t[i], churn_thread, &c);
 	for (int n = 0; n < 40; n++) {
 		th_nap(500);
-		int code = th_wait(th_spawn(kind, churn_child, &c), TH_DEADLINE_S);
-		cr_assert_eq(code, 0, "%s child #%d: %s (1: a held block not zero, 2: no memory, "
-		             "3: a held block handed out, 4: one block handed out twice)",
-		             th_fork_names[kind], n, th_outcome(code));
+		cr_assert_eq(th_in_child(kind, churn_child, &c), 0, "#%d: %s", n, th_why);
 	}
 	th_set(&c.stop, 1);
 	for (int i = 0; i < CHURNERS; i++)
@@ -619,7 +581,6 @@ WOF_LAZY_SECRET(int, small_b, make_small);
 Test(lazy_secret, several_in_one_file_are_independent_secret_blocks)
 {
 	int *a = small_a(), *b = small_b();
-	char flags[256];
 
 	cr_assert_not_null(a);
 	cr_assert_not_null(b);
@@ -627,8 +588,8 @@ Test(lazy_secret, several_in_one_file_are_independent_secret_blocks)
 	cr_assert_eq(*a + *b, 18);
 	*a = 1;
 	cr_assert_eq(*b, 9);
-	if ((wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK) &&
-	    vm_flags_of(a, flags, sizeof flags))
+	const char *flags = vm_flags(a);
+	if ((wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK) && *flags)
 		cr_assert(has_flag(flags, "wf") && has_flag(flags, "dd"), "VmFlags%s", flags);
 }
 
@@ -664,15 +625,11 @@ static int no_memory_child(void *arg)
 	if (setrlimit(RLIMIT_AS, &cap) != 0)
 		return TH_SKIP;
 	errno = 0;
-	if (roomy() != NULL)
-		return 1;
-	if (errno != ENOMEM)
-		return 2;
-	if (roomy_inits != 0)
-		return 3;
+	TH_CHILD_CHECK(roomy() == NULL);
+	TH_CHILD_CHECK(errno == ENOMEM);
+	TH_CHILD_CHECK(roomy_inits == 0);
 	errno = 0;
-	if (wof_secret_alloc(1 << 20) != NULL || errno != ENOMEM)
-		return 4;
+	TH_CHILD_CHECK(wof_secret_alloc(1 << 20) == NULL && errno == ENOMEM);
 	return 0;
 }
 
@@ -683,8 +640,7 @@ Test(lazy_secret, no_secret_memory_is_null_with_enomem)
 
 	if (code == TH_SKIP)
 		cr_skip_test("cannot cap the address space here");
-	cr_assert_eq(code, 0, "child: %s (1: a value without memory, 2: errno not ENOMEM, "
-	             "3: init ran, 4: a large block without memory)", th_outcome(code));
+	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
 	cr_assert_not_null(roomy(), "and with memory it works");
 }
 
@@ -703,28 +659,27 @@ struct nonce_scene {
 	enum th_fork_kind kind;
 };
 
+/* A grandchild, made the same way: the child's value is gone there too. */
+static int nonce_grandchild(void *arg)
+{
+	uint64_t *mine = arg;
+
+	TH_CHILD_CHECK(*mine == 0);
+	uint64_t *g = nonce();
+	TH_CHILD_CHECK(g == mine && *g == (((uint64_t)getpid() << 16) | 3u));
+	return 0;
+}
+
 static int nonce_child(void *arg)
 {
 	struct nonce_scene *s = arg;
-	uint64_t *mine;
 
-	if (*s->value != 0)
-		return 1;
-	mine = nonce();
-	if (mine != s->value)
-		return 2;
-	if (*mine != (((uint64_t)getpid() << 16) | 2u) || nonce_inits != 2)
-		return 3;
-	/* A grandchild, made the same way: the child's value is gone there too. */
-	pid_t pid = th_fork(s->kind);
-	if (pid == 0) {
-		if (*mine != 0)
-			_exit(4);
-		uint64_t *g = nonce();
-		_exit(g == mine && *g == (((uint64_t)getpid() << 16) | 3u) ? 0 : 5);
-	}
-	int code = th_wait(pid, TH_DEADLINE_S);
-	return code == 0 ? 0 : code < 128 ? code : 6;
+	TH_CHILD_CHECK(*s->value == 0);
+	uint64_t *mine = nonce();
+	TH_CHILD_CHECK(mine == s->value);
+	TH_CHILD_CHECK(*mine == (((uint64_t)getpid() << 16) | 2u) && nonce_inits == 2);
+	TH_CHILD_CHECK(th_in_child(s->kind, nonce_grandchild, mine) == 0);
+	return 0;
 }
 
 static void nonce_in_child(enum th_fork_kind kind)
@@ -736,9 +691,7 @@ static void nonce_in_child(enum th_fork_kind kind)
 	cr_assert_not_null(v);
 	uint64_t before = *v;
 	struct nonce_scene s = { v, kind };
-	int code = th_wait(th_spawn(kind, nonce_child, &s), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "%s child: %s (1: parent's value visible, 2: moved, 3: not remade, "
-	             "4-6: grandchild)", th_fork_names[kind], th_outcome(code));
+	TH_ASSERT_CHILD(kind, nonce_child, &s);
 	cr_assert_eq(*v, before);
 	cr_assert_eq(nonce_inits, 1);
 }
@@ -757,8 +710,7 @@ Test(lazy_secret, peek_sees_only_this_process_value, .timeout = 30)
 	struct token *t = token();
 	cr_assert_not_null(t);
 	cr_assert_eq(WOF_LAZY_PEEK(token), t);
-	int code = th_wait(th_spawn(TH_FORK, peek_child, NULL), TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
+	TH_ASSERT_CHILD(TH_FORK, peek_child, NULL);
 	cr_assert_eq(token_inits, 1);
 }
 
@@ -893,15 +845,9 @@ Test(secret_misuse, foreign_inner_and_double_frees_are_einval_under_ndebug)
  * wof_wipe_all(): the process becomes new, as if forked
  */
 
-static int wa_once_runs, wa_lock_wipes, wa_lock_inits, wa_static_inits, wa_secret_inits;
+static int wa_once_runs, wa_lock_wipes, wa_lock_inits, wa_static_inits;
 static void *wa_lock_stale;
 static int wa_lock_value;
-
-static void wa_once_fn(void *arg)
-{
-	(void)arg;
-	wa_once_runs++;
-}
 
 static void wa_lock_on_wipe(void *stale)
 {
@@ -922,30 +868,21 @@ static int wa_static_init(int *v)
 	return 0;
 }
 
-static int wa_secret_init(struct key *k)
-{
-	wa_secret_inits++;
-	if (!th_all_bytes(k, sizeof *k, 0))
-		return EILSEQ;
-	memset(k, 0x60 + wa_secret_inits, sizeof *k);
-	return 0;
-}
-
 static wof_once_t wa_once = WOF_ONCE_INIT;
 static wof_once_lock_t wa_lock = WOF_ONCE_LOCK_INIT_ON_WIPE(wa_lock_on_wipe);
 WOF_LAZY_STATIC(int, wa_static, wa_static_init);
-WOF_LAZY_SECRET(struct key, wa_secret, wa_secret_init);
+WOF_LAZY_SECRET(struct key, wa_secret, make_key);
 
 Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 {
-	cr_assert_eq(wof_once_call(&wa_once, wa_once_fn, NULL), 0);
+	cr_assert_eq(wof_once_call(&wa_once, th_count_run, &wa_once_runs), 0);
 	cr_assert_eq(wof_once_lock_get_or_init(&wa_lock, wa_lock_init, NULL), &wa_lock_value);
 	int *st = wa_static();
 	cr_assert_not_null(st);
 	cr_assert_eq(*st, 1);
 	struct key *k = wa_secret();
 	cr_assert_not_null(k);
-	cr_assert(th_all_bytes(k, sizeof *k, 0x61));
+	cr_assert(th_all_bytes(k, sizeof *k, 0xA1));
 	unsigned char *small = wof_secret_alloc(200), *large = wof_secret_alloc(9000);
 	cr_assert_not_null(small);
 	cr_assert_not_null(large);
@@ -966,7 +903,7 @@ Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 	cr_assert_not(wof_once_is_completed(&wa_once));
 	cr_assert_null(wof_once_lock_get(&wa_lock));
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(wof_once_call(&wa_once, wa_once_fn, NULL), 0);
+		cr_assert_eq(wof_once_call(&wa_once, th_count_run, &wa_once_runs), 0);
 		cr_assert_eq(wof_once_lock_get_or_init(&wa_lock, wa_lock_init, NULL),
 		             &wa_lock_value);
 		cr_assert_eq(wa_static(), st);
@@ -978,8 +915,8 @@ Test(wipe_all, every_object_initialises_again_and_secret_bytes_are_zero)
 	cr_assert_eq(wa_lock_stale, &wa_lock_value);
 	cr_assert_eq(*st, 2);
 	cr_assert_eq(wa_static_inits, 2);
-	cr_assert_eq(wa_secret_inits, 2);
-	cr_assert(th_all_bytes(k, sizeof *k, 0x62), "the lazy secret was not made again");
+	cr_assert_eq(key_inits, 2);
+	cr_assert(th_all_bytes(k, sizeof *k, 0xA2), "the lazy secret was not made again");
 
 	/* The blocks stay allocated: new ones are elsewhere; they can be freed. */
 	for (int i = 0; i < 100; i++) {

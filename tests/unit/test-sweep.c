@@ -78,34 +78,23 @@ static bool is_open(int fd)
 	return fcntl(fd, F_GETFD) != -1;
 }
 
-/* Child: exit codes name the check that failed. */
 static int sweep_child(void *arg)
 {
 	(void)arg;
 	hooks_run = 0;
 	errno = 0;
-	if (wof_sweep() != 3)
-		return 10;
-	if (hooks_run != 3)
-		return 11;
-	if (errno != 0)
-		return 12;
-	if (is_open(lock_fd) || is_open(lazy_fd) || is_open(static_fd))
-		return 13;
-	if (!is_open(plain_fd)) /* no hook: untouched */
-		return 14;
+	TH_CHILD_CHECK(wof_sweep() == 3);
+	TH_CHILD_CHECK(hooks_run == 3);
+	TH_CHILD_CHECK(errno == 0);
+	TH_CHILD_CHECK(!is_open(lock_fd) && !is_open(lazy_fd) && !is_open(static_fd));
+	TH_CHILD_CHECK(is_open(plain_fd)); /* no hook: untouched */
 	/* Swept objects are uninitialised, and their first use runs no hook again. */
-	if (wof_once_lock_get(&with_hook) != NULL || wof_lazy_lock_get(&lazy) != NULL)
-		return 15;
-	if (WOF_LAZY_PEEK(fd_static) != NULL)
-		return 16;
-	if (wof_sweep() != 0 || hooks_run != 3)
-		return 17;
+	TH_CHILD_CHECK(wof_once_lock_get(&with_hook) == NULL && wof_lazy_lock_get(&lazy) == NULL);
+	TH_CHILD_CHECK(WOF_LAZY_PEEK(fd_static) == NULL);
+	TH_CHILD_CHECK(wof_sweep() == 0 && hooks_run == 3);
 	int before = static_inits;
-	if (fd_static() == NULL || static_inits != before + 1 || hooks_run != 3)
-		return 18;
-	if (wof_lazy_lock_force(&lazy) != &lazy_fd || hooks_run != 3)
-		return 19;
+	TH_CHILD_CHECK(fd_static() != NULL && static_inits == before + 1 && hooks_run == 3);
+	TH_CHILD_CHECK(wof_lazy_lock_force(&lazy) == &lazy_fd && hooks_run == 3);
 	return 0;
 }
 
@@ -125,10 +114,8 @@ Test(sweep, child_runs_every_hook_once_and_closes_the_fds, .timeout = 60)
 	int n = th_detected_kinds(kinds);
 
 	fill_everything();
-	for (int k = 0; k < n; k++) {
-		int code = th_wait(th_spawn(kinds[k], sweep_child, NULL), TH_DEADLINE_S);
-		cr_assert_eq(code, 0, "%s child: %s", th_fork_names[kinds[k]], th_outcome(code));
-	}
+	for (int k = 0; k < n; k++)
+		TH_ASSERT_CHILD(kinds[k], sweep_child, NULL);
 	/* The children closed their copies: once the parent closes its own, readers see EOF. */
 	close(lock_fd);
 	close(lazy_fd);
@@ -147,31 +134,24 @@ static int grandchild_sweep(void *arg)
 {
 	(void)arg;
 	hooks_run = 0;
-	return wof_sweep() == 1 && hooks_run == 1 ? 0 : 20;
+	TH_CHILD_CHECK(wof_sweep() == 1 && hooks_run == 1);
+	return 0;
 }
 
 static int child_refills(void *arg)
 {
 	(void)arg;
-	if (wof_sweep() != 3)
-		return 30;
+	TH_CHILD_CHECK(wof_sweep() == 3);
 	lock_fd = open("/dev/null", O_WRONLY);
-	if (lock_fd < 0 || wof_once_lock_set(&with_hook, &lock_fd) != 0)
-		return 31;
-	int code = th_wait(th_spawn(TH_FORK, grandchild_sweep, NULL), TH_DEADLINE_S);
-	return code == 0 ? 0 : code == 20 ? 32 : 33;
+	TH_CHILD_CHECK(lock_fd >= 0 && wof_once_lock_set(&with_hook, &lock_fd) == 0);
+	TH_CHILD_CHECK(th_in_child(TH_FORK, grandchild_sweep, NULL) == 0);
+	return 0;
 }
 
 Test(sweep, grandchild_sweeps_what_the_child_made, .timeout = 60)
 {
 	fill_everything();
-	int code = th_wait(th_spawn(TH_FORK, child_refills, NULL), 2 * TH_DEADLINE_S);
-	cr_assert_eq(code, 0, "child: %s", th_outcome(code));
-}
-
-static void noop(void *arg)
-{
-	(void)arg;
+	TH_ASSERT_CHILD(TH_FORK, child_refills, NULL);
 }
 
 /* wof_wipe_all() from inside an initialiser would end that run in a new generation: refused. */
@@ -211,8 +191,9 @@ Test(wipe_all, outside_makes_a_new_larger_generation)
 {
 	wof_once_t once = WOF_ONCE_INIT;
 	uint32_t before = wof_generation();
+	int runs = 0;
 
-	cr_assert_eq(wof_once_call(&once, noop, NULL), 0);
+	cr_assert_eq(wof_once_call(&once, th_count_run, &runs), 0);
 	wof_wipe_all();
 	cr_assert_gt(wof_generation(), before);
 	cr_assert_not(wof_once_is_completed(&once));

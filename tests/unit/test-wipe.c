@@ -23,6 +23,29 @@ static int pool[256];
 static unsigned pool_next;
 static bool fail_inits; /* every init fails while set */
 
+/*
+ * An armed init first forks (once, by `fork_how`: "an init that forks", below) or blocks until
+ * released ("fork while another thread is inside init").
+ */
+static bool fork_armed, block_armed;
+static enum th_fork_kind fork_how;
+static pid_t forked_child; /* in the parent; 0 in the child */
+static sem_t blocked_in_init, release_init;
+
+static void armed_init(void)
+{
+	if (fork_armed) {
+		fork_armed = false;
+		forked_child = th_fork(fork_how);
+		if (forked_child == 0)
+			th_child_begin();
+	}
+	if (__atomic_exchange_n(&block_armed, false, __ATOMIC_ACQ_REL)) {
+		sem_post(&blocked_in_init);
+		while (sem_wait(&release_init) != 0)
+			;
+	}
+}
 
 static void *new_value(char init_kind)
 {
@@ -37,28 +60,34 @@ static void *new_value(char init_kind)
 
 /* ---- the objects: each logs its on_wipe as an upper-case letter, its init as lower case -- */
 
-static void lock_on_wipe(void *stale)
+/* The init of every pointer type; its arg is the letter it logs. */
+static void *value_init(void *init_kind)
 {
-	th_log('L', stale);
-}
-static wof_once_lock_t lock = WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
-static void *lock_init(void *arg)
-{
-	(void)arg;
-	return new_value('l');
+	armed_init();
+	return new_value(*(const char *)init_kind);
 }
 
-static void lazy_lock_on_wipe(void *stale)
+static int value_try_init(void *init_kind, void **out)
 {
-	th_log('Z', stale);
+	armed_init();
+	*out = new_value(*(const char *)init_kind);
+	return 0;
 }
-static void *lazy_lock_init(void *arg)
-{
-	(void)arg;
-	return new_value('z');
-}
-static wof_lazy_lock_t lazy_lock = WOF_LAZY_LOCK_INIT_ON_WIPE(lazy_lock_init, NULL,
-                                                              lazy_lock_on_wipe);
+
+#define LOG_ON_WIPE(name, letter)                                                              \
+	static void name(void *stale)                                                          \
+	{                                                                                      \
+		th_log(letter, stale);                                                         \
+	}
+LOG_ON_WIPE(lock_on_wipe, 'L')
+LOG_ON_WIPE(lazy_lock_on_wipe, 'Z')
+LOG_ON_WIPE(cell_on_wipe, 'C')
+LOG_ON_WIPE(lazy_cell_on_wipe, 'Y')
+
+static wof_once_lock_t lock = WOF_ONCE_LOCK_INIT_ON_WIPE(lock_on_wipe);
+static wof_lazy_lock_t lazy_lock = WOF_LAZY_LOCK_INIT_ON_WIPE(value_init, "z", lazy_lock_on_wipe);
+static wof_once_cell_t cell = WOF_ONCE_CELL_INIT_ON_WIPE(cell_on_wipe);
+static wof_lazy_cell_t lazy_cell = WOF_LAZY_CELL_INIT_ON_WIPE(value_init, "y", lazy_cell_on_wipe);
 
 /* A 4 KiB slot: a tag (the pool value) and bytes that must survive until on_wipe has seen them. */
 struct slot {
@@ -70,6 +99,7 @@ static void *static_tag; /* the tag of the last lazy static value made in this p
 
 static int static_init(struct slot *slot)
 {
+	armed_init();
 	if (!th_all_bytes(slot, sizeof *slot, 0))
 		th_log('D', slot); /* init was handed a dirty slot */
 	void *v = new_value('s');
@@ -90,99 +120,61 @@ static void static_on_wipe(struct slot *stale)
 
 WOF_LAZY_STATIC_ON_WIPE(struct slot, lazy_static, static_init, static_on_wipe);
 
-static void cell_on_wipe(void *stale)
-{
-	th_log('C', stale);
-}
-static wof_once_cell_t cell = WOF_ONCE_CELL_INIT_ON_WIPE(cell_on_wipe);
-static void *cell_init(void *arg)
-{
-	(void)arg;
-	return new_value('c');
-}
-
-static void lazy_cell_on_wipe(void *stale)
-{
-	th_log('Y', stale);
-}
-static void *lazy_cell_init(void *arg)
-{
-	(void)arg;
-	return new_value('y');
-}
-static wof_lazy_cell_t lazy_cell = WOF_LAZY_CELL_INIT_ON_WIPE(lazy_cell_init, NULL,
-                                                              lazy_cell_on_wipe);
-
 /* ---- one interface over the five types -------------------------------------------------- */
 
-static void *lock_get(void)
-{
-	return wof_once_lock_get(&lock);
-}
-static void *lock_make(void)
-{
-	return wof_once_lock_get_or_init(&lock, lock_init, NULL);
-}
-static void lock_take(void)
-{
-	(void)wof_once_lock_take(&lock);
-}
-static void *lazy_lock_get(void)
-{
-	return wof_lazy_lock_get(&lazy_lock);
-}
-static void *lazy_lock_make(void)
-{
-	return wof_lazy_lock_force(&lazy_lock);
-}
-static void *static_make(void)
-{
-	struct slot *slot = lazy_static();
-	return slot ? slot->tag : NULL;
-}
-static void *cell_get(void)
-{
-	return wof_once_cell_get(&cell);
-}
-static void *cell_make(void)
-{
-	return wof_once_cell_get_or_init(&cell, cell_init, NULL);
-}
-static void cell_take(void)
-{
-	(void)wof_once_cell_take(&cell);
-}
-static void *lazy_cell_get(void)
-{
-	return wof_lazy_cell_get(&lazy_cell);
-}
-static void *lazy_cell_make(void)
-{
-	return wof_lazy_cell_force(&lazy_cell);
-}
+TH_VALUE_OPS(once_lock, WOF_ONCE_LOCK_INIT, NULL);
+TH_VALUE_OPS(once_cell, WOF_ONCE_CELL_INIT, NULL);
+TH_LAZY_OPS(lazy_lock, WOF_LAZY_LOCK_INIT);
+TH_LAZY_OPS(lazy_cell, WOF_LAZY_CELL_INIT);
 
 struct type {
 	const char *name;
-	char wipe, init;      /* the letters its on_wipe and its init log */
-	void *(*get)(void);   /* never inits; NULL for the lazy static, which has no get */
-	void *(*make)(void);  /* get_or_init / force / the accessor; the value (its tag) */
-	void (*take)(void);   /* NULL where the type has no take */
-	bool threaded;        /* may be used by several threads */
+	char wipe, init;                /* the letters its on_wipe and its init log */
+	const struct th_value_ops *ops; /* the once lock and cell: get, take, get_or_(try_)init */
+	const struct th_lazy_ops *lazy; /* the lazy lock and cell: get, force */
+	void *obj;                      /* NULL: the lazy static, which has neither get nor take */
+	bool threaded;                  /* may be used by several threads */
 };
 
-static const struct type types[] = {
-	{ "once_lock", 'L', 'l', lock_get, lock_make, lock_take, true },
-	{ "lazy_lock", 'Z', 'z', lazy_lock_get, lazy_lock_make, NULL, true },
-	{ "lazy_static", 'S', 's', NULL, static_make, NULL, true },
-	{ "once_cell", 'C', 'c', cell_get, cell_make, cell_take, false },
-	{ "lazy_cell", 'Y', 'y', lazy_cell_get, lazy_cell_make, NULL, false },
+enum { T_LOCK, T_LAZY_LOCK, T_STATIC, T_CELL, T_LAZY_CELL, NTYPES };
+static const struct type types[NTYPES] = {
+	{ "once_lock", 'L', 'l', &th_once_lock_ops, NULL, &lock, true },
+	{ "lazy_lock", 'Z', 'z', NULL, &th_lazy_lock_ops, &lazy_lock, true },
+	{ "lazy_static", 'S', 's', NULL, NULL, NULL, true },
+	{ "once_cell", 'C', 'c', &th_once_cell_ops, NULL, &cell, false },
+	{ "lazy_cell", 'Y', 'y', NULL, &th_lazy_cell_ops, &lazy_cell, false },
 };
-#define NTYPES (sizeof types / sizeof types[0])
+
+/* Never inits: for every type but the lazy static (has_get). */
+static bool has_get(const struct type *t)
+{
+	return t->obj != NULL;
+}
+
+static void *type_get(const struct type *t)
+{
+	return t->ops ? t->ops->get(t->obj) : t->lazy->get(t->obj);
+}
+
+/* get_or_init (get_or_try_init when `try`), force or the accessor: the value (its tag). */
+static void *type_make(const struct type *t, bool try)
+{
+	void *out = NULL;
+
+	if (t->ops && try)
+		return t->ops->get_or_try_init(t->obj, value_try_init, (void *)&t->init, &out) ? NULL : out;
+	if (t->ops)
+		return t->ops->get_or_init(t->obj, value_init, (void *)&t->init);
+	if (t->lazy)
+		return t->lazy->force(t->obj);
+	struct slot *slot = lazy_static();
+	return slot ? slot->tag : NULL;
+}
 
 /* The object's value in this process without making one (NULL when none was made). */
 static void *type_value(const struct type *t)
 {
-	return t->get ? t->get() : static_tag;
+	return has_get(t) ? type_get(t) : static_tag;
 }
 
 /*
@@ -231,7 +223,7 @@ static void for_each_type(enum th_fork_kind how, int (*fn)(void *), bool threade
 {
 	for (size_t i = 0; i < NTYPES; i++) {
 		const struct type *t = &types[i];
-		if ((threaded_only && !t->threaded) || (need_take && !t->take))
+		if ((threaded_only && !t->threaded) || (need_take && !t->ops))
 			continue;
 		struct child_arg arg = { t, how, type_value(t), 0 };
 		int rc = th_in_child(how, fn, &arg);
@@ -242,7 +234,7 @@ static void for_each_type(enum th_fork_kind how, int (*fn)(void *), bool threade
 static void make_all(void)
 {
 	for (size_t i = 0; i < NTYPES; i++)
-		cr_assert_not_null(types[i].make(), "%s", types[i].name);
+		cr_assert_not_null(type_make(&types[i], false), "%s", types[i].name);
 	th_log_reset();
 }
 
@@ -255,37 +247,6 @@ static void assert_no_wipe_here(void)
 	cr_assert_eq(th_count('X'), 0);
 }
 
-/* ---- never in the parent ------------------------------------------------------------------- */
-
-static int child_touches(void *p)
-{
-	const struct child_arg *a = p;
-
-	TH_CHILD_CHECK(a->t->make() != a->parent_value);
-	return 0;
-}
-
-TH_FORK_TEST(wipe, parent_never_calls_on_wipe, .timeout = 30)
-{
-	for (size_t i = 0; i < NTYPES; i++) {
-		const struct type *t = &types[i];
-		void *v = t->make();
-		cr_assert_not_null(v);
-		cr_assert_eq(t->make(), v);
-		if (t->get)
-			cr_assert_eq(t->get(), v);
-		if (t->take) {
-			t->take(); /* not wiped: the caller gets it back */
-			cr_assert_not_null(t->make());
-		}
-	}
-	assert_no_wipe_here();
-	for_each_type(how, child_touches, false, false);
-	for (size_t i = 0; i < NTYPES; i++)
-		cr_assert_not_null(type_value(&types[i]));
-	assert_no_wipe_here();
-}
-
 /* ---- exactly once in a child, with the parent's value, before init ---------------------------- */
 
 static int child_get_first(void *p)
@@ -294,19 +255,19 @@ static int child_get_first(void *p)
 	const struct type *t = a->t;
 
 	errno = TH_ERRNO_SENTINEL;
-	TH_CHILD_CHECK(t->get() == NULL);
+	TH_CHILD_CHECK(type_get(t) == NULL);
 	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	CHECK_EVENTS(t, "W", a->parent_value);
-	TH_CHILD_CHECK(t->get() == NULL);
+	TH_CHILD_CHECK(type_get(t) == NULL);
 	CHECK_EVENTS(t, "W", a->parent_value); /* not again */
-	void *mine = t->make();
+	void *mine = type_make(t, false);
 	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	CHECK_EVENTS(t, "WI", a->parent_value);
-	TH_CHILD_CHECK(t->get() == mine);
-	TH_CHILD_CHECK(t->make() == mine);
-	if (t->take) {
-		t->take();
-		TH_CHILD_CHECK(t->get() == NULL);
+	TH_CHILD_CHECK(type_get(t) == mine);
+	TH_CHILD_CHECK(type_make(t, false) == mine);
+	if (t->ops) {
+		(void)t->ops->take(t->obj);
+		TH_CHILD_CHECK(type_get(t) == NULL);
 	}
 	CHECK_EVENTS(t, "WI", a->parent_value);
 	return 0;
@@ -317,9 +278,9 @@ TH_FORK_TEST(wipe, child_first_get_calls_on_wipe_once_with_parents_value, .timeo
 	make_all();
 	for (size_t i = 0; i < NTYPES; i++) {
 		const struct type *t = &types[i];
-		if (!t->get)
+		if (!has_get(t))
 			continue;
-		struct child_arg arg = { t, how, t->get(), 0 };
+		struct child_arg arg = { t, how, type_get(t), 0 };
 		cr_assert_eq(th_in_child(how, child_get_first, &arg), 0, "%s: %s", t->name, th_why);
 	}
 	assert_no_wipe_here();
@@ -331,12 +292,12 @@ static int child_init_first(void *p)
 	const struct type *t = a->t;
 
 	errno = TH_ERRNO_SENTINEL;
-	void *mine = t->make();
+	void *mine = type_make(t, false);
 	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
 	/* on_wipe with the parent's value, then init: "WI" in that order. */
 	CHECK_EVENTS(t, "WI", a->parent_value);
-	TH_CHILD_CHECK(t->make() == mine);
+	TH_CHILD_CHECK(type_make(t, false) == mine);
 	TH_CHILD_CHECK(type_value(t) == mine);
 	CHECK_EVENTS(t, "WI", a->parent_value);
 	return 0;
@@ -368,7 +329,7 @@ TH_FORK_TEST(wipe, lazy_static_on_wipe_sees_stale_bytes_then_init_sees_zeros, .t
 	struct slot *slot = lazy_static();
 	cr_assert_not_null(slot);
 	th_log_reset();
-	struct child_arg arg = { &types[2], how, slot->tag, 0 };
+	struct child_arg arg = { &types[T_STATIC], how, slot->tag, 0 };
 	TH_ASSERT_CHILD(how, child_static_bytes, &arg);
 	assert_no_wipe_here();
 }
@@ -381,45 +342,31 @@ static void *wait_setter(void *arg)
 	return NULL;
 }
 
-static int ok_init(void *arg, void **out)
-{
-	*out = arg;
-	return 0;
-}
-
 enum first_call { FIRST_SET, FIRST_TRY_INSERT, FIRST_TAKE, FIRST_TRY_INIT, FIRST_WAIT, FIRST_N };
 
-TH_VALUE_OPS(once_lock, WOF_ONCE_LOCK_INIT, NULL);
-TH_VALUE_OPS(once_cell, WOF_ONCE_CELL_INIT, NULL);
-
-/* The first call in a child is a.kind on the object of a.t (a once lock or a once cell). */
-struct first_call_arg {
-	struct child_arg a;
-	const struct th_value_ops *ops;
-	void *obj;
-};
-
+/* The first call in a child is a->kind on the object of a->t (a once lock or a once cell). */
 static int child_first_call(void *p)
 {
-	const struct first_call_arg *f = p;
-	const struct th_value_ops *ops = f->ops;
+	const struct child_arg *a = p;
+	const struct th_value_ops *ops = a->t->ops;
+	void *obj = a->t->obj;
 	static int mine;
 	void *out = NULL;
 	pthread_t setter;
 
-	switch ((enum first_call)f->a.kind) {
+	switch ((enum first_call)a->kind) {
 	case FIRST_SET:
-		TH_CHILD_CHECK(ops->set(f->obj, &mine) == 0);
+		TH_CHILD_CHECK(ops->set(obj, &mine) == 0);
 		break;
 	case FIRST_TRY_INSERT:
-		TH_CHILD_CHECK(ops->try_insert(f->obj, &mine, &out) == 0 && out == &mine);
+		TH_CHILD_CHECK(ops->try_insert(obj, &mine, &out) == 0 && out == &mine);
 		break;
 	case FIRST_TAKE:
-		TH_CHILD_CHECK(ops->take(f->obj) == NULL);
-		TH_CHILD_CHECK(ops->set(f->obj, &mine) == 0);
+		TH_CHILD_CHECK(ops->take(obj) == NULL);
+		TH_CHILD_CHECK(ops->set(obj, &mine) == 0);
 		break;
 	case FIRST_TRY_INIT:
-		TH_CHILD_CHECK(ops->get_or_try_init(f->obj, ok_init, &mine, &out) == 0);
+		TH_CHILD_CHECK(ops->get_or_try_init(obj, try_ok, &mine, &out) == 0);
 		TH_CHILD_CHECK(out == &mine);
 		break;
 	case FIRST_WAIT: /* once locks only */
@@ -430,20 +377,19 @@ static int child_first_call(void *p)
 	default:
 		TH_CHILD_CHECK(false);
 	}
-	TH_CHILD_CHECK(ops->get(f->obj) == &mine);
-	CHECK_EVENTS(f->a.t, "W", f->a.parent_value);
-	TH_CHILD_CHECK(th_count(f->a.t->wipe) == 1);
+	TH_CHILD_CHECK(ops->get(obj) == &mine);
+	CHECK_EVENTS(a->t, "W", a->parent_value);
+	TH_CHILD_CHECK(th_count(a->t->wipe) == 1);
 	return 0;
 }
 
-static void first_calls(enum th_fork_kind how, const struct type *t,
-                        const struct th_value_ops *ops, void *obj, int kinds)
+static void first_calls(enum th_fork_kind how, const struct type *t, int kinds)
 {
-	void *parent = t->make();
+	void *parent = type_make(t, false);
 
 	th_log_reset();
 	for (int k = 0; k < kinds; k++) {
-		struct first_call_arg arg = { { t, how, parent, k }, ops, obj };
+		struct child_arg arg = { t, how, parent, k };
 		cr_assert_eq(th_in_child(how, child_first_call, &arg), 0, "%s, first call %d: %s",
 		             t->name, k, th_why);
 	}
@@ -452,13 +398,37 @@ static void first_calls(enum th_fork_kind how, const struct type *t,
 
 TH_FORK_TEST(wipe, lock_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
-	first_calls(how, &types[0], &th_once_lock_ops, &lock, FIRST_N);
+	first_calls(how, &types[T_LOCK], FIRST_N);
 }
 
 /* Every other kind of first call on a once cell (get and get_or_init are above). */
 TH_FORK_TEST(wipe, cell_first_call_of_any_kind_calls_on_wipe_once, .timeout = 30)
 {
-	first_calls(how, &types[3], &th_once_cell_ops, &cell, FIRST_WAIT);
+	first_calls(how, &types[T_CELL], FIRST_WAIT);
+}
+
+/* ---- never in the parent ------------------------------------------------------------------- */
+
+TH_FORK_TEST(wipe, parent_never_calls_on_wipe, .timeout = 30)
+{
+	for (size_t i = 0; i < NTYPES; i++) {
+		const struct type *t = &types[i];
+		void *v = type_make(t, false);
+		cr_assert_not_null(v);
+		cr_assert_eq(type_make(t, false), v);
+		if (has_get(t))
+			cr_assert_eq(type_get(t), v);
+		if (t->ops) {
+			(void)t->ops->take(t->obj); /* not wiped: the caller gets it back */
+			cr_assert_not_null(type_make(t, false));
+		}
+	}
+	assert_no_wipe_here();
+	th_log_reset();
+	for_each_type(how, child_init_first, false, false);
+	for (size_t i = 0; i < NTYPES; i++)
+		cr_assert_not_null(type_value(&types[i]));
+	assert_no_wipe_here();
 }
 
 /* ---- nothing held at fork: no on_wipe -------------------------------------------------------- */
@@ -468,13 +438,13 @@ static int child_nothing_held(void *p)
 	const struct child_arg *a = p;
 	const struct type *t = a->t;
 
-	if (t->get) {
-		TH_CHILD_CHECK(t->get() == NULL);
+	if (has_get(t)) {
+		TH_CHILD_CHECK(type_get(t) == NULL);
 		CHECK_EVENTS(t, "", NULL);
 	}
-	TH_CHILD_CHECK(t->make() != NULL);
+	TH_CHILD_CHECK(type_make(t, false) != NULL);
 	CHECK_EVENTS(t, "I", NULL);
-	TH_CHILD_CHECK(t->make() != NULL);
+	TH_CHILD_CHECK(type_make(t, false) != NULL);
 	CHECK_EVENTS(t, "I", NULL);
 	return 0;
 }
@@ -486,7 +456,7 @@ TH_FORK_TEST(wipe, nothing_held_at_fork_no_on_wipe, .timeout = 30)
 	/* A failed init leaves nothing either. */
 	fail_inits = true;
 	for (size_t i = 0; i < NTYPES; i++)
-		cr_assert_null(types[i].make(), "%s", types[i].name);
+		cr_assert_null(type_make(&types[i], false), "%s", types[i].name);
 	fail_inits = false;
 	th_log_reset();
 	for_each_type(how, child_nothing_held, false, false);
@@ -497,27 +467,20 @@ TH_FORK_TEST(wipe, taken_before_fork_no_on_wipe, .timeout = 30)
 {
 	make_all();
 	for (size_t i = 0; i < NTYPES; i++)
-		if (types[i].take)
-			types[i].take();
+		if (types[i].ops)
+			(void)types[i].ops->take(types[i].obj);
 	for_each_type(how, child_nothing_held, false, true);
 	assert_no_wipe_here();
 }
 
 /* ---- grandchildren ---------------------------------------------------------------------------- */
 
-static int grandchild_get_first(void *p)
+/* A grandchild's first use: a get where the type has one, else the init. */
+static int grandchild_first_use(void *p)
 {
 	const struct child_arg *a = p;
-	const struct type *t = a->t;
 
-	if (t->get)
-		TH_CHILD_CHECK(t->get() == NULL);
-	void *mine = t->make();
-	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
-	CHECK_EVENTS(t, "WI", a->parent_value);
-	TH_CHILD_CHECK(t->make() == mine);
-	CHECK_EVENTS(t, "WI", a->parent_value);
-	return 0;
+	return has_get(a->t) ? child_get_first(p) : child_init_first(p);
 }
 
 static int child_untouched_forks(void *p)
@@ -525,10 +488,10 @@ static int child_untouched_forks(void *p)
 	const struct child_arg *a = p;
 
 	/* The child does not touch the object; its child finds the grandparent's value. */
-	TH_CHILD_CHECK(th_in_child(a->how, grandchild_get_first, p) == 0);
+	TH_CHILD_CHECK(th_in_child(a->how, grandchild_first_use, p) == 0);
 	/* And the child itself, touching it later, gets its own single on_wipe. */
 	CHECK_EVENTS(a->t, "", NULL);
-	TH_CHILD_CHECK(grandchild_get_first(p) == 0);
+	TH_CHILD_CHECK(grandchild_first_use(p) == 0);
 	return 0;
 }
 
@@ -544,13 +507,13 @@ static int child_reinit_forks(void *p)
 	const struct child_arg *a = p;
 	struct child_arg grand = *a;
 
-	void *mine = a->t->make();
+	void *mine = type_make(a->t, false);
 	TH_CHILD_CHECK(mine != NULL && mine != a->parent_value);
 	CHECK_EVENTS(a->t, "WI", a->parent_value);
 	th_log_reset();
 	grand.parent_value = mine;
-	TH_CHILD_CHECK(th_in_child(a->how, grandchild_get_first, &grand) == 0);
-	TH_CHILD_CHECK(a->t->make() == mine);
+	TH_CHILD_CHECK(th_in_child(a->how, grandchild_first_use, &grand) == 0);
+	TH_CHILD_CHECK(type_make(a->t, false) == mine);
 	CHECK_EVENTS(a->t, "", NULL);
 	return 0;
 }
@@ -564,50 +527,40 @@ TH_FORK_TEST(wipe, grandchild_of_reinitialised_child_gets_childs_value, .timeout
 
 /* ---- several threads of a child ------------------------------------------------------------- */
 
+enum { MT_MAKE, MT_GET_ONLY }; /* child_arg.kind: the threads make the value, or only get */
+
 struct mt {
-	const struct type *t;
-	pthread_barrier_t barrier;
+	const struct child_arg *a;
 	void *got[8];
-	bool use_get[8];
 };
 
-struct mt_thread {
-	struct mt *mt;
-	int index;
-};
-
-static void *mt_thread(void *arg)
+static void mt_thread(void *arg, int i)
 {
-	struct mt_thread *th = arg;
-	struct mt *mt = th->mt;
+	struct mt *mt = arg;
+	const struct type *t = mt->a->t;
 
-	pthread_barrier_wait(&mt->barrier);
-	if (mt->use_get[th->index])
-		mt->got[th->index] = mt->t->get();
-	mt->got[th->index] = mt->t->make();
-	return NULL;
+	if (mt->a->kind == MT_GET_ONLY || (has_get(t) && i % 2 == 0))
+		mt->got[i] = type_get(t);
+	if (mt->a->kind == MT_MAKE)
+		mt->got[i] = type_make(t, false);
 }
 
-static int child_threads_race(void *p)
+/* 8 threads of a child race on a wiped object: one on_wipe, and one new value for all of them,
+ * or (MT_GET_ONLY) nothing set. */
+static int child_threads(void *p)
 {
 	const struct child_arg *a = p;
 	static struct mt mt;
-	struct mt_thread th[8];
-	pthread_t threads[8];
 
-	mt.t = a->t;
-	pthread_barrier_init(&mt.barrier, NULL, 8);
-	for (int i = 0; i < 8; i++) {
-		mt.use_get[i] = a->t->get && i % 2 == 0;
-		th[i] = (struct mt_thread){ &mt, i };
-		TH_CHILD_CHECK(pthread_create(&threads[i], NULL, mt_thread, &th[i]) == 0);
-	}
+	mt = (struct mt){ .a = a };
+	th_barrier_race(8, mt_thread, &mt);
 	for (int i = 0; i < 8; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&mt.barrier);
-	for (int i = 0; i < 8; i++)
-		TH_CHILD_CHECK(mt.got[i] != NULL && mt.got[i] != a->parent_value && mt.got[i] == mt.got[0]);
-	CHECK_EVENTS(a->t, "WI", a->parent_value);
+		if (a->kind == MT_GET_ONLY)
+			TH_CHILD_CHECK(mt.got[i] == NULL);
+		else
+			TH_CHILD_CHECK(mt.got[i] != NULL && mt.got[i] != a->parent_value &&
+			               mt.got[i] == mt.got[0]);
+	CHECK_EVENTS(a->t, a->kind == MT_GET_ONLY ? "W" : "WI", a->parent_value);
 	return 0;
 }
 
@@ -615,49 +568,18 @@ TH_FORK_TEST(wipe, threads_of_a_child_race_on_a_wiped_object_on_wipe_once, .time
 {
 	make_all();
 	for (int round = 0; round < 10; round++)
-		for_each_type(how, child_threads_race, true, false);
+		for_each_type(how, child_threads, true, false);
 	assert_no_wipe_here();
 }
 
 /* Several threads that only get: still one on_wipe, and nothing set. */
-static void *mt_get_thread(void *arg)
-{
-	struct mt_thread *th = arg;
-
-	pthread_barrier_wait(&th->mt->barrier);
-	th->mt->got[th->index] = th->mt->t->get();
-	return NULL;
-}
-
-static int child_threads_get(void *p)
-{
-	const struct child_arg *a = p;
-	static struct mt mt;
-	struct mt_thread th[8];
-	pthread_t threads[8];
-
-	mt.t = a->t;
-	pthread_barrier_init(&mt.barrier, NULL, 8);
-	for (int i = 0; i < 8; i++) {
-		th[i] = (struct mt_thread){ &mt, i };
-		TH_CHILD_CHECK(pthread_create(&threads[i], NULL, mt_get_thread, &th[i]) == 0);
-	}
-	for (int i = 0; i < 8; i++)
-		pthread_join(threads[i], NULL);
-	pthread_barrier_destroy(&mt.barrier);
-	for (int i = 0; i < 8; i++)
-		TH_CHILD_CHECK(mt.got[i] == NULL);
-	CHECK_EVENTS(a->t, "W", a->parent_value);
-	return 0;
-}
-
 TH_FORK_TEST(wipe, threads_of_a_child_get_a_wiped_object_on_wipe_once, .timeout = 60)
 {
 	make_all();
 	for (int round = 0; round < 10; round++)
-		for (size_t i = 0; i < 2; i++) { /* the two locks have a get */
-			struct child_arg arg = { &types[i], how, types[i].get(), 0 };
-			cr_assert_eq(th_in_child(how, child_threads_get, &arg), 0, "%s: %s",
+		for (size_t i = T_LOCK; i <= T_LAZY_LOCK; i++) { /* the two locks have a get */
+			struct child_arg arg = { &types[i], how, type_get(&types[i]), MT_GET_ONLY };
+			cr_assert_eq(th_in_child(how, child_threads, &arg), 0, "%s: %s",
 			             types[i].name, th_why);
 		}
 	assert_no_wipe_here();
@@ -666,191 +588,66 @@ TH_FORK_TEST(wipe, threads_of_a_child_get_a_wiped_object_on_wipe_once, .timeout 
 /* ---- an init that forks --------------------------------------------------------------------- */
 
 /*
- * The forking init: armed once, it forks (by `fork_how`) and returns a new value in both
- * processes. The child, after the outer call returns, reports to `fork_fd` and _exits.
+ * The init, armed once, forks (by `fork_how`) and returns a new value in both processes. The
+ * child, after the outer call returns, reports to the parent and _exits.
  */
-static bool fork_armed;
-static enum th_fork_kind fork_how;
-static pid_t forked_child; /* in the parent; 0 in the child */
-
-static void maybe_fork(void)
+static int forked_child_checks(const struct type *t, bool try, void *made)
 {
-	if (!fork_armed)
-		return;
-	fork_armed = false;
-	forked_child = th_fork(fork_how);
-	if (forked_child == 0)
-		th_child_begin();
-}
-
-static void *forking_lock_init(void *arg)
-{
-	(void)arg;
-	maybe_fork();
-	return new_value('l');
-}
-
-static int forking_try_init(void *arg, void **out)
-{
-	(void)arg;
-	maybe_fork();
-	*out = new_value(*(char *)arg);
-	return 0;
-}
-
-static void *forking_cell_init(void *arg)
-{
-	(void)arg;
-	maybe_fork();
-	return new_value('c');
-}
-
-static wof_lazy_lock_t forking_lazy_lock;
-static void *forking_lazy_lock_init(void *arg)
-{
-	(void)arg;
-	maybe_fork();
-	return new_value('z');
-}
-static wof_lazy_lock_t forking_lazy_lock =
-        WOF_LAZY_LOCK_INIT_ON_WIPE(forking_lazy_lock_init, NULL, lazy_lock_on_wipe);
-
-static int forking_static_init(struct slot *slot)
-{
-	maybe_fork();
-	return static_init(slot);
-}
-WOF_LAZY_STATIC_ON_WIPE(struct slot, forking_static, forking_static_init, static_on_wipe);
-
-static void *forking_lazy_cell_init(void *arg)
-{
-	(void)arg;
-	maybe_fork();
-	return new_value('y');
-}
-static wof_lazy_cell_t forking_lazy_cell =
-        WOF_LAZY_CELL_INIT_ON_WIPE(forking_lazy_cell_init, NULL, lazy_cell_on_wipe);
-
-enum forking { FK_LOCK, FK_LOCK_TRY, FK_LAZY_LOCK, FK_STATIC, FK_CELL, FK_CELL_TRY, FK_LAZY_CELL };
-static const char *const forking_names[] = { "once_lock get_or_init", "once_lock get_or_try_init",
-	                                     "lazy_lock force",       "lazy static",
-	                                     "once_cell get_or_init", "once_cell get_or_try_init",
-	                                     "lazy_cell force" };
-
-/* The object's value without initialising it (the lazy static has no such call: NULL). */
-static void *forking_get(enum forking f)
-{
-	switch (f) {
-	case FK_LOCK:
-	case FK_LOCK_TRY:
-		return wof_once_lock_get(&lock);
-	case FK_LAZY_LOCK:
-		return wof_lazy_lock_get(&forking_lazy_lock);
-	case FK_CELL:
-	case FK_CELL_TRY:
-		return wof_once_cell_get(&cell);
-	case FK_LAZY_CELL:
-		return wof_lazy_cell_get(&forking_lazy_cell);
-	default:
-		return NULL;
-	}
-}
-
-/* The object's value, initialising it with the forking init if needed. */
-static void *forking_make(enum forking f)
-{
-	static char lock_kind = 'l', cell_kind = 'c';
-	void *out = NULL;
-	struct slot *slot;
-
-	switch (f) {
-	case FK_LOCK:
-		return wof_once_lock_get_or_init(&lock, forking_lock_init, NULL);
-	case FK_LOCK_TRY:
-		return wof_once_lock_get_or_try_init(&lock, forking_try_init, &lock_kind, &out) ? NULL
-		                                                                                 : out;
-	case FK_LAZY_LOCK:
-		return wof_lazy_lock_force(&forking_lazy_lock);
-	case FK_STATIC:
-		slot = forking_static();
-		return slot ? slot->tag : NULL;
-	case FK_CELL:
-		return wof_once_cell_get_or_init(&cell, forking_cell_init, NULL);
-	case FK_CELL_TRY:
-		return wof_once_cell_get_or_try_init(&cell, forking_try_init, &cell_kind, &out) ? NULL
-		                                                                                 : out;
-	case FK_LAZY_CELL:
-		return wof_lazy_cell_force(&forking_lazy_cell);
-	default:
-		return NULL;
-	}
-}
-
-static char forking_wipe_kind(enum forking f)
-{
-	static const char kinds[] = { 'L', 'L', 'Z', 'S', 'C', 'C', 'Y' };
-	return kinds[f];
-}
-
-/* In the child of an init that forked, after the outer call returned there. */
-static int forked_child_checks(enum forking f, void *made)
-{
-	const char w = forking_wipe_kind(f);
-
 	TH_CHILD_CHECK(made != NULL); /* the init ran to its end here too */
-	if (f != FK_STATIC) {
-		TH_CHILD_CHECK(forking_get(f) == NULL); /* ... but stored nothing in the child */
-		TH_CHILD_CHECK(th_count(w) == 0);       /* nothing was held at fork */
+	if (has_get(t)) {
+		TH_CHILD_CHECK(type_get(t) == NULL); /* ... but stored nothing in the child */
+		TH_CHILD_CHECK(th_count(t->wipe) == 0); /* nothing was held at fork */
 	}
 	th_log_reset();
-	void *mine = forking_make(f); /* disarmed: a plain init */
+	void *mine = type_make(t, try); /* disarmed: a plain init */
 	TH_CHILD_CHECK(mine != NULL);
 	TH_CHILD_CHECK(mine != made);
-	TH_CHILD_CHECK(th_count(w) == 0);
+	TH_CHILD_CHECK(th_count(t->wipe) == 0);
 	TH_CHILD_CHECK(th_count('D') == 0 && th_count('X') == 0);
-	TH_CHILD_CHECK(forking_make(f) == mine);
-	if (f != FK_STATIC)
-		TH_CHILD_CHECK(forking_get(f) == mine);
-	TH_CHILD_CHECK(th_count(w) == 0);
+	TH_CHILD_CHECK(type_make(t, try) == mine);
+	if (has_get(t))
+		TH_CHILD_CHECK(type_get(t) == mine);
+	TH_CHILD_CHECK(th_count(t->wipe) == 0);
 	return 0;
 }
 
-/* The init of `f` forks: the parent keeps the value, the child (checked above) has none. */
-static void run_forking_init(enum th_fork_kind how, enum forking f)
+/* The init of type `t` (get_or_try_init's when `try`) forks: the parent keeps the value, the
+ * child (checked above) has none. */
+static void run_forking_init(enum th_fork_kind how, const struct type *t, bool try)
 {
 	fork_how = how;
 	fork_armed = true;
 	th_log_reset();
-	void *made = forking_make(f);
+	void *made = type_make(t, try);
 	if (forked_child == 0)
-		th_child_exit(forked_child_checks(f, made));
+		th_child_exit(forked_child_checks(t, try, made));
 	int rc = th_reap(forked_child, th_fork_names[how]);
-	cr_assert_eq(rc, 0, "%s: %s", forking_names[f], th_why);
-	cr_assert_not_null(made, "%s", forking_names[f]);
-	cr_assert_eq(forking_make(f), made, "%s: completes in the parent", forking_names[f]);
-	if (f != FK_STATIC)
-		cr_assert_eq(forking_get(f), made);
+	cr_assert_eq(rc, 0, "%s%s: %s", t->name, try ? " (try)" : "", th_why);
+	cr_assert_not_null(made, "%s", t->name);
+	cr_assert_eq(type_make(t, try), made, "%s: completes in the parent", t->name);
+	if (has_get(t))
+		cr_assert_eq(type_get(t), made);
 	assert_no_wipe_here();
 }
 
-#define INIT_THAT_FORKS_TEST(name, f)                                                          \
+#define INIT_THAT_FORKS_TEST(name, type, try)                                                  \
 	TH_FORK_TEST(wipe, init_that_forks_##name, .timeout = 30)                              \
 	{                                                                                      \
-		run_forking_init(how, f);                                                      \
+		run_forking_init(how, &types[type], try);                                      \
 	}
-INIT_THAT_FORKS_TEST(once_lock_get_or_init, FK_LOCK)
-INIT_THAT_FORKS_TEST(once_lock_get_or_try_init, FK_LOCK_TRY)
-INIT_THAT_FORKS_TEST(lazy_lock_force, FK_LAZY_LOCK)
-INIT_THAT_FORKS_TEST(lazy_static, FK_STATIC)
-INIT_THAT_FORKS_TEST(once_cell_get_or_init, FK_CELL)
-INIT_THAT_FORKS_TEST(once_cell_get_or_try_init, FK_CELL_TRY)
-INIT_THAT_FORKS_TEST(lazy_cell_force, FK_LAZY_CELL)
+INIT_THAT_FORKS_TEST(once_lock_get_or_init, T_LOCK, false)
+INIT_THAT_FORKS_TEST(once_lock_get_or_try_init, T_LOCK, true)
+INIT_THAT_FORKS_TEST(lazy_lock_force, T_LAZY_LOCK, false)
+INIT_THAT_FORKS_TEST(lazy_static, T_STATIC, false)
+INIT_THAT_FORKS_TEST(once_cell_get_or_init, T_CELL, false)
+INIT_THAT_FORKS_TEST(once_cell_get_or_try_init, T_CELL, true)
+INIT_THAT_FORKS_TEST(lazy_cell_force, T_LAZY_CELL, false)
 
 /* After an init forked, a grandchild made by that child still sees nothing held. */
 static int forked_then_grandchild(void *p)
 {
 	(void)p;
-	TH_CHILD_CHECK(wof_lazy_lock_get(&forking_lazy_lock) == NULL);
+	TH_CHILD_CHECK(wof_lazy_lock_get(&lazy_lock) == NULL);
 	TH_CHILD_CHECK(th_count('Z') == 0);
 	return 0;
 }
@@ -860,13 +657,13 @@ TH_FORK_TEST(wipe, child_of_forking_init_forks_again_nothing_held, .timeout = 30
 	fork_how = how;
 	fork_armed = true;
 	th_log_reset();
-	void *made = wof_lazy_lock_force(&forking_lazy_lock);
+	void *made = wof_lazy_lock_force(&lazy_lock);
 	/* Untouched since the fork in init: the grandchild must not see a value either. */
 	if (forked_child == 0)
 		th_child_exit(th_in_child(how, forked_then_grandchild, NULL));
 	int rc = th_reap(forked_child, th_fork_names[how]);
 	cr_assert_eq(rc, 0, "%s", th_why);
-	cr_assert_eq(wof_lazy_lock_get(&forking_lazy_lock), made);
+	cr_assert_eq(wof_lazy_lock_get(&lazy_lock), made);
 	assert_no_wipe_here();
 }
 
@@ -877,108 +674,53 @@ TH_FORK_TEST(wipe, child_of_forking_init_forks_again_nothing_held, .timeout = 30
  * must neither wait for it nor see a value, and nothing was held (no on_wipe); it runs its own
  * init. The parent's thread then finishes and its value is the parent's.
  */
-static sem_t blocked_in_init, release_init;
-static bool block_armed;
-
-static void maybe_block(void)
+static void *blocking_thread(void *t)
 {
-	if (__atomic_exchange_n(&block_armed, false, __ATOMIC_ACQ_REL)) {
-		sem_post(&blocked_in_init);
-		while (sem_wait(&release_init) != 0)
-			;
-	}
-}
-
-static void *blocking_lock_init(void *arg)
-{
-	(void)arg;
-	maybe_block();
-	return new_value('l');
-}
-
-static void *blocking_lazy_lock_init(void *arg)
-{
-	(void)arg;
-	maybe_block();
-	return new_value('z');
-}
-static wof_lazy_lock_t blocking_lazy_lock =
-        WOF_LAZY_LOCK_INIT_ON_WIPE(blocking_lazy_lock_init, NULL, lazy_lock_on_wipe);
-
-static int blocking_static_init(struct slot *slot)
-{
-	maybe_block();
-	return static_init(slot);
-}
-WOF_LAZY_STATIC_ON_WIPE(struct slot, blocking_static, blocking_static_init, static_on_wipe);
-
-static void *blocking_make(int kind)
-{
-	struct slot *slot;
-
-	switch (kind) {
-	case 0:
-		return wof_once_lock_get_or_init(&lock, blocking_lock_init, NULL);
-	case 1:
-		return wof_lazy_lock_force(&blocking_lazy_lock);
-	default:
-		slot = blocking_static();
-		return slot ? slot->tag : NULL;
-	}
-}
-
-static void *blocking_get(int kind)
-{
-	return kind == 0 ? wof_once_lock_get(&lock)
-	                 : kind == 1 ? wof_lazy_lock_get(&blocking_lazy_lock) : NULL;
-}
-
-static void *blocking_thread(void *arg)
-{
-	return blocking_make((int)(intptr_t)arg);
+	return type_make(t, false);
 }
 
 static int child_while_thread_in_init(void *p)
 {
 	const struct child_arg *a = p;
+	const struct type *t = a->t;
 
-	if (a->kind != 2) {
-		TH_CHILD_CHECK(blocking_get(a->kind) == NULL);
-		CHECK_EVENTS(a->t, "", NULL);
+	if (has_get(t)) {
+		TH_CHILD_CHECK(type_get(t) == NULL);
+		CHECK_EVENTS(t, "", NULL);
 	}
-	void *mine = blocking_make(a->kind); /* would hang if it waited for the parent's thread */
+	void *mine = type_make(t, false); /* would hang if it waited for the parent's thread */
 	TH_CHILD_CHECK(mine != NULL);
-	CHECK_EVENTS(a->t, "I", mine); /* no on_wipe: nothing was held at fork */
-	TH_CHILD_CHECK(blocking_make(a->kind) == mine);
-	if (a->kind != 2)
-		TH_CHILD_CHECK(blocking_get(a->kind) == mine);
-	CHECK_EVENTS(a->t, "I", mine);
+	CHECK_EVENTS(t, "I", mine); /* no on_wipe: nothing was held at fork */
+	TH_CHILD_CHECK(type_make(t, false) == mine);
+	if (has_get(t))
+		TH_CHILD_CHECK(type_get(t) == mine);
+	CHECK_EVENTS(t, "I", mine);
 	return 0;
 }
 
 TH_FORK_TEST(wipe, fork_while_a_thread_is_inside_init_child_runs_its_own, .timeout = 30)
 {
-	static const int type_of_kind[] = { 0, 1, 2 }; /* once_lock, lazy_lock, lazy_static */
-
 	sem_init(&blocked_in_init, 0, 0);
 	sem_init(&release_init, 0, 0);
-	for (int kind = 0; kind < 3; kind++) {
-		const struct type *t = &types[type_of_kind[kind]];
+	for (size_t i = 0; i < NTYPES; i++) {
+		const struct type *t = &types[i];
 		pthread_t thread;
 		void *made;
 
+		if (!t->threaded) /* once_lock, lazy_lock, lazy_static */
+			continue;
 		th_log_reset();
 		block_armed = true;
-		cr_assert_eq(pthread_create(&thread, NULL, blocking_thread, (void *)(intptr_t)kind), 0);
+		cr_assert_eq(pthread_create(&thread, NULL, blocking_thread, (void *)t), 0);
 		while (sem_wait(&blocked_in_init) != 0)
 			;
-		struct child_arg arg = { t, how, NULL, kind };
+		struct child_arg arg = { t, how, NULL, 0 };
 		int rc = th_in_child(how, child_while_thread_in_init, &arg);
 		sem_post(&release_init);
 		pthread_join(thread, &made);
 		cr_assert_eq(rc, 0, "%s: %s", t->name, th_why);
 		cr_assert_not_null(made);
-		cr_assert_eq(blocking_make(kind), made, "%s: the parent keeps its thread's value",
+		cr_assert_eq(type_make(t, false), made, "%s: the parent keeps its thread's value",
 		             t->name);
 	}
 	assert_no_wipe_here();
@@ -998,27 +740,31 @@ static void errno_on_wipe(void *stale)
 	th_log('E', stale);
 	(void)close(-1); /* EBADF */
 }
-static wof_once_lock_t errno_lock = WOF_ONCE_LOCK_INIT_ON_WIPE(errno_on_wipe);
-static wof_once_lock_t errno_lock2 = WOF_ONCE_LOCK_INIT_ON_WIPE(errno_on_wipe);
-static wof_once_cell_t errno_cell = WOF_ONCE_CELL_INIT_ON_WIPE(errno_on_wipe);
-static wof_once_cell_t errno_cell2 = WOF_ONCE_CELL_INIT_ON_WIPE(errno_on_wipe);
+static wof_once_lock_t errno_locks[2] = { WOF_ONCE_LOCK_INIT_ON_WIPE(errno_on_wipe),
+	                                    WOF_ONCE_LOCK_INIT_ON_WIPE(errno_on_wipe) };
+static wof_once_cell_t errno_cells[2] = { WOF_ONCE_CELL_INIT_ON_WIPE(errno_on_wipe),
+	                                    WOF_ONCE_CELL_INIT_ON_WIPE(errno_on_wipe) };
+
+/* In turn: a get that finds nothing, and a get_or_init, on a lock and then on a cell. */
+static const struct {
+	const struct th_value_ops *ops;
+	void *obj;
+} errno_calls[4] = { { &th_once_lock_ops, &errno_locks[0] }, { &th_once_lock_ops, &errno_locks[1] },
+	             { &th_once_cell_ops, &errno_cells[0] }, { &th_once_cell_ops, &errno_cells[1] } };
 
 static int child_errno_after_on_wipe(void *p)
 {
 	(void)p;
 	errno = TH_ERRNO_SENTINEL;
-	TH_CHILD_CHECK(wof_once_lock_get(&errno_lock) == NULL);
-	TH_CHILD_CHECK(th_count('E') == 1);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL); /* get found nothing: errno unchanged */
-	TH_CHILD_CHECK(wof_once_lock_get_or_init(&errno_lock2, lock_init, NULL) != NULL);
-	TH_CHILD_CHECK(th_count('E') == 2);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL); /* success: errno unchanged */
-	TH_CHILD_CHECK(wof_once_cell_get(&errno_cell) == NULL);
-	TH_CHILD_CHECK(th_count('E') == 3);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
-	TH_CHILD_CHECK(wof_once_cell_get_or_init(&errno_cell2, cell_init, NULL) != NULL);
-	TH_CHILD_CHECK(th_count('E') == 4);
-	TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL);
+	for (unsigned i = 0; i < 4; i++) {
+		const struct th_value_ops *ops = errno_calls[i].ops;
+		if (i % 2 == 0)
+			TH_CHILD_CHECK(ops->get(errno_calls[i].obj) == NULL);
+		else
+			TH_CHILD_CHECK(ops->get_or_init(errno_calls[i].obj, value_init, "e") != NULL);
+		TH_CHILD_CHECK(th_count('E') == i + 1);
+		TH_CHILD_CHECK(errno == TH_ERRNO_SENTINEL); /* nothing found, or success: unchanged */
+	}
 	return 0;
 }
 
@@ -1026,9 +772,7 @@ TH_FORK_TEST(wipe, errno_set_by_on_wipe_does_not_leak_to_the_caller, .timeout = 
 {
 	static int v;
 
-	cr_assert_eq(wof_once_lock_set(&errno_lock, &v), 0);
-	cr_assert_eq(wof_once_lock_set(&errno_lock2, &v), 0);
-	cr_assert_eq(wof_once_cell_set(&errno_cell, &v), 0);
-	cr_assert_eq(wof_once_cell_set(&errno_cell2, &v), 0);
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(errno_calls[i].ops->set(errno_calls[i].obj, &v), 0);
 	TH_ASSERT_CHILD(how, child_errno_after_on_wipe, NULL);
 }
