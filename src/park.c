@@ -39,6 +39,7 @@ static uint32_t *state_half(uint64_t *word)
 
 #if WOF_PARK_FUTEX
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Spelled out: musl-gcc does not search the kernel's headers. */
@@ -59,6 +60,20 @@ static uint32_t *state_half(uint64_t *word)
  * onces that share one wake each other now and then, and re-read their words.
  */
 #define BUCKETS (WOF_INTERNAL_PARK_AREA_SIZE / 64)
+
+/* ThreadSanitizer runs a thread's asynchronous signal handlers only once the thread leaves a
+ * blocking call that TSan does not intercept, such as this raw futex wait: in a libwof built
+ * with it, a sleep is bounded, so that handlers run. */
+#if defined(__SANITIZE_THREAD__)
+#define PARK_BOUNDED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PARK_BOUNDED 1
+#endif
+#endif
+#ifndef PARK_BOUNDED
+#define PARK_BOUNDED 0
+#endif
 
 static uint32_t *count_of(const uint64_t *word)
 {
@@ -86,10 +101,13 @@ void wof_internal_park(uint64_t *word, uint64_t expected)
 	 * process that is not the one `expected` was read in (a fork from a signal handler came
 	 * before the count was read, so the child's count did not help) does not sleep either. */
 	if (__atomic_load_n(word, __ATOMIC_RELAXED) == expected && seen != 0 &&
-	    wof_internal_generation_peek() == (uint32_t)(expected >> 32))
-		/* EAGAIN (the count moved on), EINTR and wake-ups all mean: re-read the word. */
-		syscall(SYS_futex, count, WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG, seen, NULL,
-		        NULL, 0);
+	    wof_internal_generation_peek() == (uint32_t)(expected >> 32)) {
+		struct timespec bound = { 0, WOF_INTERNAL_PARK_MS * 1000000L };
+		/* EAGAIN (the count moved on), EINTR, the bound and wake-ups all mean: re-read
+		 * the word. */
+		syscall(SYS_futex, count, WOF_FUTEX_WAIT | WOF_FUTEX_PRIVATE_FLAG, seen,
+		        PARK_BOUNDED ? &bound : NULL, NULL, 0);
+	}
 	wof_internal_restore_errno(saved_errno);
 }
 
