@@ -397,17 +397,22 @@ void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
 #endif
 
+/* How deep this process is in th_child_begin()s: a grandchild inherits its parent's ignores. */
+static int child_ignores;
+
 void th_child_begin(void)
 {
 #if TH_TSAN
 	__tsan_ignore_thread_begin();
 #endif
+	child_ignores++;
 }
 
 void th_child_exit(int code)
 {
 #if TH_TSAN
-	__tsan_ignore_thread_end(); /* TSan refuses a thread that exits while ignoring */
+	while (child_ignores-- > 0)
+		__tsan_ignore_thread_end(); /* TSan refuses a thread that exits while ignoring */
 #endif
 	_exit(code);
 }
