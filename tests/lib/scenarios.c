@@ -255,6 +255,7 @@ void *th_waiter_thread(void *arg)
 	struct th_waiter *w = arg;
 
 	errno = TH_ERRNO_SENTINEL;
+	th_set(&w->entered, 1);
 	switch (w->how) {
 	case TH_CALL:
 		w->rc = wof_once_call(w->once, th_waiter_fn, w);
@@ -286,6 +287,16 @@ static int th_start_waiters(struct th_waiter *w, pthread_t *t, int n, wof_once_t
 		th_start(&t[i], th_waiter_thread, &w[i]);
 	}
 	return n;
+}
+
+/* Until every waiter's thread is set up and in its call: a fork while a thread is still being
+ * made can leave a sanitizer's allocator locked in the child (docs/sanitizers.md). */
+static bool th_await_entered(struct th_waiter *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!th_await(&w[i].entered, 1, TH_DEADLINE_S))
+			return false;
+	return true;
 }
 
 /* Joins them: NULL if each returned 0 with errno kept (and saw 42 in *payload), else what
@@ -395,6 +406,8 @@ const char *th_during_run(enum th_fork_kind kind, int nwaiters, bool park, int (
 	nwaiters = th_start_waiters(w, t, nwaiters, &d.b.once, &d.b.payload);
 	if (park && nwaiters && !th_await_queued_now(&d.b.once, TH_DEADLINE_S))
 		return "nobody parked";
+	if (!th_await_entered(w, nwaiters))
+		return "a waiter never started";
 	code = th_wait(th_spawn(kind, child ? child : th_during_child, &d), TH_DEADLINE_S);
 	early = wof_once_is_completed(&d.b.once);
 	for (int i = 0; i < nwaiters; i++)
@@ -449,7 +462,8 @@ static void th_forking_fn(void *arg)
 	s->runs++;
 	s->pid = -1;
 	s->nwaiters = th_start_waiters(s->w, s->t, s->nwaiters, &s->once, NULL);
-	if (s->nwaiters && !th_await_queued_now(&s->once, TH_DEADLINE_S))
+	if (s->nwaiters && (!th_await_queued_now(&s->once, TH_DEADLINE_S) ||
+	                    !th_await_entered(s->w, s->nwaiters)))
 		return;
 	s->pid = th_fork(s->kind);
 	if (s->pid == 0)

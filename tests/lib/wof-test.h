@@ -235,6 +235,7 @@ struct th_waiter {
 	int *payload; /* read (plain) after a successful return, into `saw` */
 	int saw;
 	int ran;      /* this waiter's fn ran */
+	int entered;  /* the thread is set up and about to call */
 	int returned; /* the call returned */
 	int rc;
 	bool errno_kept;
