@@ -289,15 +289,6 @@ static int th_start_waiters(struct th_waiter *w, pthread_t *t, int n, wof_once_t
 	return n;
 }
 
-/* Until every waiter's thread is set up and in its call: a fork while a thread is still being
- * made can leave a sanitizer's allocator locked in the child (docs/sanitizers.md). */
-static bool th_await_entered(struct th_waiter *w, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!th_await(&w[i].entered, 1, TH_DEADLINE_S))
-			return false;
-	return true;
-}
 
 /* Joins them: NULL if each returned 0 with errno kept (and saw 42 in *payload), else what
  * went wrong. *ran: how many ran their own fn. */
@@ -361,6 +352,16 @@ const char *th_blocked_run(enum th_block_end end, bool cancel, bool use_try, int
 #endif /* TH_PTHREADS */
 
 #ifndef _WIN32
+/* Until every waiter's thread is set up and in its call: a fork while a thread is still being
+ * made can leave a sanitizer's allocator locked in the child (docs/sanitizers.md). */
+static bool th_await_entered(struct th_waiter *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!th_await(&w[i].entered, 1, TH_DEADLINE_S))
+			return false;
+	return true;
+}
+
 bool th_fork_detected(enum th_fork_kind kind)
 {
 	return kind == TH_FORK || (wof_fork_detection() & WOF_FORK_DETECT_WIPEONFORK) != 0;
