@@ -8,14 +8,17 @@
 #include <unistd.h>
 
 #include "test-lazy-global.h"
+#include "wof-test.h"
 
 static unsigned inits, wipes, serials;
 static bool wiped_others = true;
 static bool slow;
+static int released = 1; /* inits wait while 0 (other_logger_hold) */
 
 static int logger_open(struct logger *slot)
 {
 	__atomic_fetch_add(&inits, 1, __ATOMIC_RELAXED);
+	th_gate_wait(&released);
 	if (__atomic_load_n(&slow, __ATOMIC_RELAXED)) {
 		struct timespec ts = { 0, 20 * 1000 * 1000 }; /* racers pile up meanwhile */
 		nanosleep(&ts, NULL);
@@ -58,6 +61,11 @@ unsigned other_logger_wipes(void)
 bool other_logger_wiped_parents(void)
 {
 	return wiped_others;
+}
+
+void other_logger_hold(bool on)
+{
+	th_set(&released, on ? 0 : 1);
 }
 
 void other_logger_slow_init(bool on)

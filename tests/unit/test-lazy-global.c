@@ -139,12 +139,13 @@ Test(lazy_global, peek_is_null_until_made_and_runs_nothing, .timeout = 30)
 
 	pthread_t maker;
 	void *made;
-	other_logger_slow_init(true);
+	other_logger_hold(true);
 	cr_assert_eq(pthread_create(&maker, NULL, make_logger, NULL), 0);
 	while (other_logger_inits() == 0)
 		th_nap(1000);
 	cr_assert_null(WOF_LAZY_PEEK(the_logger), "NULL while the init runs");
 	cr_assert_null(other_logger_peek());
+	other_logger_hold(false);
 	pthread_join(maker, &made);
 	cr_assert_not_null(made);
 	cr_assert_eq(WOF_LAZY_PEEK(the_logger), made);

@@ -32,4 +32,5 @@ unsigned other_logger_inits(void);      /* inits run so far (a child goes on fro
 unsigned other_logger_wipes(void);      /* on_wipe calls so far, likewise */
 bool other_logger_wiped_parents(void);  /* every on_wipe saw a value of another process */
 void other_logger_slow_init(bool slow); /* make the next inits take 20 ms */
+void other_logger_hold(bool hold);      /* make inits wait until released */
 struct pool *other_pool(void);          /* the_pool() called from the other file */
